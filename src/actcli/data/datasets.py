@@ -1,0 +1,126 @@
+"""Clip datasets over annotation tables, and the loader that skips unreadable videos.
+
+A sample is ``{"clip": float [C, T, H, W], "label": int, "index": int}``. A video that cannot
+be decoded yields ``None``; :func:`collate_clips` drops it and reports its path, so one
+corrupt file costs one sample (counted in the report), not the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from actcli.data.transforms import VideoTransform
+from actcli.data.video import (
+    ClipSpec,
+    DecodeError,
+    VideoInfo,
+    centre_clip_start,
+    clip_indices,
+    clip_span,
+    read_clip,
+)
+from actcli.errors import UserError
+
+
+def check_videos_exist(root: Path, table: pd.DataFrame, source: Path) -> None:
+    """Fail with one line naming the first missing video and how many are missing."""
+    missing = [p for p in table["path"] if not (root / p).is_file()]
+    if missing:
+        raise UserError(
+            f"{source} names {len(missing)} video(s) missing under {root} (first: {missing[0]}); "
+            "pass the right --root or re-run `actcli annotate`"
+        )
+
+
+class VideoClipDataset(Dataset):
+    """One clip per video: random position in training, centred for evaluation.
+
+    Args:
+        root: folder the table's ``path`` column is relative to.
+        table: rows with ``path`` and ``label_id``.
+        spec: frames, stride and crop of a clip.
+        transform: ``uint8 [T, C, H, W]`` -> ``float [C, T, H, W]``.
+        training: random clip start (from torch's RNG, seeded per DataLoader worker).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        table: pd.DataFrame,
+        spec: ClipSpec,
+        transform: VideoTransform,
+        training: bool,
+    ) -> None:
+        self.root = root
+        self.paths = table["path"].tolist()
+        self.labels = table["label_id"].astype(int).tolist()
+        self.spec = spec
+        self.transform = transform
+        self.training = training
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def choose_indices(self, info: VideoInfo) -> list[int]:
+        """Frame indices of this sample's clip inside a video of ``info.frames`` frames."""
+        spec = self.spec
+        if self.training:
+            slack = info.frames - clip_span(spec.frames, spec.stride)
+            start = int(torch.randint(0, slack + 1, ()).item()) if slack > 0 else 0
+        else:
+            start = centre_clip_start(info.frames, spec.frames, spec.stride)
+        return clip_indices(info.frames, spec.frames, spec.stride, start)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        path = self.root / self.paths[index]
+        try:
+            frames, _ = read_clip(path, self.choose_indices)
+        except DecodeError:
+            return {"skipped": str(path)}
+        return {"clip": self.transform(frames), "label": self.labels[index], "index": index}
+
+
+def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack good samples into ``clips [B, C, T, H, W]``, ``labels [B]``, ``indices [B]``.
+
+    Unreadable samples are dropped and listed under ``skipped``; ``clips`` is None if none
+    of the batch could be read.
+    """
+    good = [s for s in samples if "clip" in s]
+    batch: dict[str, Any] = {"skipped": [s["skipped"] for s in samples if "skipped" in s]}
+    if good:
+        batch["clips"] = torch.stack([s["clip"] for s in good])
+        batch["labels"] = torch.tensor([s["label"] for s in good], dtype=torch.long)
+        batch["indices"] = torch.tensor([s["index"] for s in good], dtype=torch.long)
+    else:
+        batch["clips"] = None
+    return batch
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    workers: int,
+    shuffle: bool,
+    seed: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader that streams clips with ``workers`` processes, reproducible from ``seed``."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        collate_fn=collate_clips,
+        generator=generator,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        drop_last=False,
+    )

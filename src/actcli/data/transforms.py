@@ -1,0 +1,48 @@
+"""Tensor video transforms: ``uint8 [T, C, H, W]`` frames in, ``float [C, T, H, W]`` out.
+
+Built from torchvision.transforms.v2 (pytorchvideo's own transforms package does not import
+on current torchvision). The same random parameters apply to every frame of a clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+# Kinetics statistics used by pytorchvideo's published models.
+MEAN = (0.45, 0.45, 0.45)
+STD = (0.225, 0.225, 0.225)
+
+VideoTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _finish(steps: list[v2.Transform]) -> VideoTransform:
+    pipeline = v2.Compose(
+        [*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=MEAN, std=STD)]
+    )
+
+    def apply(frames: torch.Tensor) -> torch.Tensor:
+        """``uint8 [T, C, H, W]`` -> normalised ``float [C, T, H, W]``."""
+        out = pipeline(tv_tensors.Video(frames))
+        return out.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
+
+    return apply
+
+
+def train_transform(crop: int, hflip: bool = True) -> VideoTransform:
+    """Random short-side scale in [crop, 1.25 * crop], random square crop, optional flip."""
+    steps: list[v2.Transform] = [
+        v2.RandomResize(crop, int(round(crop * 1.25)) + 1, antialias=True),
+        v2.RandomCrop(crop),
+    ]
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    return _finish(steps)
+
+
+def eval_transform(crop: int) -> VideoTransform:
+    """Short side resized to ``crop``, centre square crop: deterministic."""
+    return _finish([v2.Resize(crop, antialias=True), v2.CenterCrop(crop)])

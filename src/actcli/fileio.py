@@ -1,0 +1,58 @@
+"""Atomic file writes: a reader (or a crash) never sees a half-written file.
+
+Every file actcli produces goes through :func:`atomic_write`: the content is written to a
+temporary file in the same folder, flushed to disk, then renamed over the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it to ``target`` on success.
+
+    On any exception the temporary file is removed and ``target`` is left untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(target: Path, write: Callable[[IO[Any]], None], mode: str = "w") -> None:
+    """Call ``write(handle)`` on a temporary file opened with ``mode``, then rename it."""
+    with atomic_path(target) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
+        write(fh)
+
+
+def write_text(target: Path, text: str) -> None:
+    """Atomically write a text file."""
+    atomic_write(target, lambda fh: fh.write(text))
+
+
+def write_json(target: Path, data: Any) -> None:
+    """Atomically write ``data`` as indented JSON."""
+    write_text(target, json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,156 @@
+"""Checkpoints that describe themselves, and loading of starting weights.
+
+An actcli checkpoint is a plain dict (loadable with ``weights_only=True``)::
+
+    {"format": "actcli/1", "model": "x3d_xs", "clip": {"frames", "stride", "crop"},
+     "classes": [...], "settings": {...}, "state_dict": {...}, "epoch": int, ...}
+
+so ``test``, ``predict`` and ``benchmark`` need only ``--weights``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import urllib.error
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from actcli.data.video import ClipSpec
+from actcli.errors import UserError
+from actcli.fileio import atomic_path
+from actcli.models.zoo import ActionModel, build_model, get_entry, kinetics_state_without_classifier
+
+FORMAT = "actcli/1"
+
+
+def save_checkpoint(
+    path: Path,
+    model: ActionModel,
+    *,
+    model_name: str,
+    clip: ClipSpec,
+    classes: list[str],
+    settings: dict[str, Any],
+    **extra: Any,
+) -> None:
+    """Write an actcli checkpoint atomically (a crash mid-write keeps the previous file)."""
+    payload = {
+        "format": FORMAT,
+        "model": model_name,
+        "clip": asdict(clip),
+        "classes": list(classes),
+        "settings": settings,
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``; errors become one-line :class:`UserError`."""
+    if not path.is_file():
+        raise UserError(f"weights file {path} not found; pass an existing --weights PATH")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0]
+        raise UserError(
+            f"refused to load {path}: it holds objects other than tensors and plain data, "
+            f"which could run code ({reason})"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise UserError(f"{path} is not a readable PyTorch checkpoint: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a checkpoint (expected a dict, got {type(data).__name__})")
+    return data
+
+
+def is_actcli_checkpoint(data: dict[str, Any]) -> bool:
+    return data.get("format") == FORMAT
+
+
+def clip_of(checkpoint: dict[str, Any]) -> ClipSpec:
+    return ClipSpec(**checkpoint["clip"])
+
+
+def model_from_checkpoint(path: Path, dropout: float = 0.5) -> tuple[ActionModel, dict[str, Any]]:
+    """Rebuild the model an actcli checkpoint was trained as and load its weights."""
+    data = load_file(path)
+    if not is_actcli_checkpoint(data):
+        raise UserError(
+            f"{path} is not an actcli checkpoint (no 'format': '{FORMAT}'); "
+            "use a best.pt or last.pt from outputs/runs/"
+        )
+    model = build_model(data["model"], clip_of(data), len(data["classes"]), dropout)
+    _load_state(model, data["state_dict"], path)
+    return model, data
+
+
+def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            k = mismatched[0]
+            parts.append(f"shape of {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}")
+        if missing:
+            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+        raise UserError(f"weights {source} do not fit this model: {'; '.join(parts)}")
+    module.load_state_dict(state)
+
+
+def kinetics_weights_path(model_name: str) -> Path:
+    """The cached Kinetics-400 checkpoint of a zoo model, downloaded once (torch hub cache)."""
+    entry = get_entry(model_name)
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.weights_url).name
+    if cache.is_file():
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(cache) as tmp:
+            torch.hub.download_url_to_file(entry.weights_url, str(tmp), progress=True)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise UserError(
+            f"cannot download Kinetics-400 weights for {model_name} from {entry.weights_url} "
+            f"({getattr(exc, 'reason', exc)}); download the file where you are online and pass "
+            "--weights PATH"
+        ) from None
+    return cache
+
+
+def load_initial_weights(
+    model: ActionModel, model_name: str, weights: str, classes: list[str]
+) -> str:
+    """Load ``weights`` ('kinetics' or a file) into a freshly built model before training.
+
+    pytorchvideo zoo files (``{"model_state": ...}``) and bare state dicts fill the backbone
+    and leave the new head random. An actcli checkpoint must have the same classes.
+
+    Returns a short description of what was loaded, for the report.
+    """
+    path = kinetics_weights_path(model_name) if weights == "kinetics" else Path(weights)
+    data = load_file(path)
+    if is_actcli_checkpoint(data):
+        if list(data["classes"]) != list(classes):
+            raise UserError(
+                f"{path} was trained for {len(data['classes'])} classes but the dataset has "
+                f"{len(classes)} ({', '.join(classes[:3])}, ...); train from --weights kinetics "
+                "or a checkpoint of this dataset"
+            )
+        _load_state(model, data["state_dict"], path)
+        return f"actcli checkpoint {path}"
+    state = data.get("model_state", data)
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} holds no state dict ('model_state' or tensors at top level)")
+    _load_state(model.backbone, kinetics_state_without_classifier(state), path)
+    return f"backbone from {path}"
+

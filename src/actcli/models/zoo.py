@@ -1,0 +1,127 @@
+"""The model zoo: name -> pytorchvideo builder, native clip spec and Kinetics-400 weights.
+
+Every model is wrapped in :class:`ActionModel`: a pytorchvideo network with its classifier
+removed (``backbone``, clip -> pooled features) and a new ``head`` (dropout + linear) sized
+to the dataset. Adding a model is one :data:`MODELS` entry.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from pytorchvideo.models.x3d import create_x3d
+from torch import nn
+
+from actcli.data.video import ClipSpec
+from actcli.errors import UserError
+
+KINETICS_ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
+KINETICS_CLASSES = 400
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One zoo model.
+
+    ``build(spec)`` returns the pytorchvideo network for clips of ``spec`` with a
+    Kinetics-400 classifier, so published checkpoints load into it unchanged.
+    """
+
+    name: str
+    build: Callable[[ClipSpec], nn.Module]
+    clip: ClipSpec
+    weights_url: str
+
+
+def _x3d(spec: ClipSpec, depth_factor: float) -> nn.Module:
+    return create_x3d(
+        input_clip_length=spec.frames,
+        input_crop_size=spec.crop,
+        model_num_class=KINETICS_CLASSES,
+        depth_factor=depth_factor,
+        head_activation=None,
+    )
+
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry("x3d_xs", partial(_x3d, depth_factor=2.2), ClipSpec(4, 12, 160), f"{KINETICS_ROOT}/X3D_XS.pyth"),
+        ModelEntry("x3d_s", partial(_x3d, depth_factor=2.2), ClipSpec(13, 6, 160), f"{KINETICS_ROOT}/X3D_S.pyth"),
+        ModelEntry("x3d_m", partial(_x3d, depth_factor=2.2), ClipSpec(16, 5, 224), f"{KINETICS_ROOT}/X3D_M.pyth"),
+        ModelEntry("x3d_l", partial(_x3d, depth_factor=5.0), ClipSpec(16, 5, 312), f"{KINETICS_ROOT}/X3D_L.pyth"),
+    )
+}
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The zoo entry for ``name``; an unknown name lists the known ones and the closest."""
+    if name in MODELS:
+        return MODELS[name]
+    close = difflib.get_close_matches(name, MODELS, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UserError(f"unknown model {name!r}{hint}; known models: {', '.join(MODELS)}")
+
+
+class ActionModel(nn.Module):
+    """A clip classifier: ``float [B, C, T, H, W]`` -> logits ``[B, num_classes]``.
+
+    ``backbone`` maps a clip to pooled features ``[B, feature_dim]``; ``head`` is dropout
+    plus a linear layer. With a frozen backbone, ``train()`` keeps the backbone in eval
+    mode, so BatchNorm statistics and dropout inside it stay untouched.
+    """
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
+        self.backbone_frozen = False
+
+    @property
+    def num_classes(self) -> int:
+        return self.head[-1].out_features
+
+    def freeze_backbone(self) -> None:
+        """Stop gradients into the backbone and keep it in eval mode from now on."""
+        self.backbone_frozen = True
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode: bool = True) -> ActionModel:
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(clips))
+
+
+def strip_classifier(network: nn.Module) -> tuple[nn.Module, int]:
+    """Remove a pytorchvideo network's dropout and final projection in place.
+
+    Returns the network (now clip -> ``[B, feature_dim]``) and ``feature_dim``.
+    """
+    head = network.blocks[-1]
+    feature_dim = head.proj.in_features
+    head.proj = None
+    head.dropout = None
+    return network, feature_dim
+
+
+def kinetics_state_without_classifier(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A pytorchvideo Kinetics state dict minus the 400-way projection, keyed for ``backbone``."""
+    head_prefix = "blocks."
+    drop = [k for k in state if k.startswith(head_prefix) and ".proj." in k]
+    return {k: v for k, v in state.items() if k not in drop}
+
+
+def build_model(name: str, spec: ClipSpec, num_classes: int, dropout: float = 0.5) -> ActionModel:
+    """A randomly initialised :class:`ActionModel` for clips of ``spec``."""
+    entry = get_entry(name)
+    backbone, feature_dim = strip_classifier(entry.build(spec))
+    return ActionModel(backbone, feature_dim, num_classes, dropout)

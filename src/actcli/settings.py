@@ -1,0 +1,218 @@
+"""Validated settings for every command, built from four layers.
+
+Priority, lowest first: the defaults below < a TOML file (``--config FILE``) <
+``ACTCLI_*`` environment variables (nested with ``__``, e.g. ``ACTCLI_TRAIN__EPOCHS=5``)
+< command-line options. :func:`load_settings` merges the layers, validates the result
+once and remembers which layer each value came from (``actcli config show``).
+
+All paths are relative to the working directory unless the user gives absolute ones.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from actcli.errors import UserError
+
+ENV_PREFIX = "ACTCLI_"
+ENV_DELIMITER = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsSettings(_Section):
+    """Where actcli reads and writes, relative to the working directory."""
+
+    data: Path = Field(Path("data"), description="Downloaded and generated datasets.")
+    annotations: Path = Field(Path("annotations"), description="Split CSVs, one folder per dataset.")
+    outputs: Path = Field(Path("outputs"), description="Runs, reports, caches and the dataset registry.")
+
+
+class DataSettings(_Section):
+    """Which dataset, where its videos are, and how clips are cut from them."""
+
+    dataset: str = Field("ucf50", description="Dataset name: ucf50, ucf101, hmdb51 or synthetic.")
+    root: Path | None = Field(
+        None, description="Folder holding the class folders; default: where `download` put it."
+    )
+    annotations_dir: Path | None = Field(
+        None, description="Folder with train/val/test CSVs; default: <paths.annotations>/<dataset>."
+    )
+    frames: int | None = Field(None, ge=1, description="Frames per clip; default: the model's.")
+    stride: int | None = Field(None, ge=1, description="Frame sampling stride; default: the model's.")
+    crop: int | None = Field(None, ge=16, description="Square crop in pixels; default: the model's.")
+    hflip: bool | None = Field(
+        None, description="Random horizontal flip in training; default: on unless the dataset's "
+        "labels depend on direction (synthetic)."
+    )
+    workers: int = Field(2, ge=0, description="DataLoader worker processes.")
+
+
+class ModelSettings(_Section):
+    """Which network, which starting weights, what to train."""
+
+    name: str = Field("x3d_xs", description="Model name (see `actcli train --help`).")
+    weights: str | None = Field(
+        None, description="'kinetics', a checkpoint path, or empty for random initialisation."
+    )
+    freeze: Literal["none", "backbone"] = Field("none", description="Parts kept fixed in training.")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout before the classifier.")
+
+
+class TrainSettings(_Section):
+    """The training loop."""
+
+    experiment: str = Field("default", description="Run folder name under outputs/runs/.")
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(5e-5, ge=0)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+
+    @field_validator("experiment")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or any(ch in value for ch in "/\\") or value in {".", ".."}:
+            raise ValueError("must be a plain folder name (no slashes)")
+        return value
+
+
+class TestSettings(_Section):
+    """Evaluation of a checkpoint."""
+
+    __test__ = False  # not a pytest test class
+
+    split: str = Field("test", description="Which split CSV to evaluate: train, val or test.")
+    batch_size: int = Field(8, ge=1)
+
+
+class BenchmarkSettings(_Section):
+    """Latency and throughput measurement."""
+
+    batch_size: int = Field(2, ge=1)
+    warmup: int = Field(3, ge=0, description="Untimed runs before measuring.")
+    runs: int = Field(20, ge=1, description="Timed runs; p50 and p95 are taken over these.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's.")
+
+
+class Settings(BaseSettings):
+    """Every setting of every command. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    paths: PathsSettings = PathsSettings()
+    data: DataSettings = DataSettings()
+    model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
+    test: TestSettings = TestSettings()
+    benchmark: BenchmarkSettings = BenchmarkSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[override]
+        # Layering is done explicitly in load_settings, so only the merged dict counts here.
+        return (init_settings,)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a settings TOML file; a missing or malformed file is a :class:`UserError`."""
+    if not path.is_file():
+        raise UserError(f"config file {path} not found; pass an existing TOML file to --config")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def read_env() -> dict[str, Any]:
+    """The ``ACTCLI_*`` variables as a nested dict (``ACTCLI_TRAIN__EPOCHS`` -> train.epochs)."""
+    unknown = [
+        key for key in os.environ
+        if key.upper().startswith(ENV_PREFIX)
+        and key[len(ENV_PREFIX):].split(ENV_DELIMITER)[0].lower() not in Settings.model_fields
+    ]
+    if unknown:
+        sections = ", ".join(f"{ENV_PREFIX}{name.upper()}__..." for name in Settings.model_fields)
+        raise UserError(f"unknown environment variable {unknown[0]}; settings variables are {sections}")
+    source = EnvSettingsSource(
+        Settings, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, case_sensitive=False
+    )
+    try:
+        return source()
+    except Exception as exc:  # pydantic-settings raises SettingsError for bad JSON values
+        raise UserError(f"bad ACTCLI_* environment variable: {exc}") from None
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"epochs": 3}}`` -> ``{"train.epochs": 3}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`flatten`."""
+    tree: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        node = tree
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def load_settings(
+    config_file: Path | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """Merge defaults < TOML < environment < CLI and validate once.
+
+    Args:
+        config_file: optional TOML file with the same sections as :class:`Settings`.
+        cli: flat ``{"section.field": value}`` overrides from command-line options; ``None``
+            values mean "option not given" and are ignored.
+
+    Returns:
+        The settings and, for every flat key, where its value came from: ``default``,
+        ``file:<path>``, ``env:<VARIABLE>`` or ``cli``.
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if config_file is not None:
+        layers.append((f"file:{config_file}", flatten(read_toml(config_file))))
+    layers.append(("env", flatten(read_env())))
+    layers.append(("cli", {k: v for k, v in (cli or {}).items() if v is not None}))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, layer in layers:
+        for key, value in layer.items():
+            merged[key] = value
+            sources[key] = (
+                f"env:{ENV_PREFIX}{key.replace('.', ENV_DELIMITER).upper()}" if name == "env" else name
+            )
+    try:
+        settings = Settings(**unflatten(merged))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        where = sources.get(key, "settings")
+        raise UserError(f"invalid setting {key} (from {where}): {first['msg']}") from None
+    for key in flatten(settings.model_dump()):
+        sources.setdefault(key, "default")
+    return settings, sources
