@@ -10,6 +10,7 @@ All paths are relative to the working directory unless the user gives absolute o
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -77,6 +78,7 @@ class TrainSettings(_Section):
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(5e-5, ge=0)
+    warmup: float = Field(0.1, ge=0, lt=1, description="Fraction of steps with linear LR warm-up.")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
@@ -216,3 +218,25 @@ def load_settings(
     for key in flatten(settings.model_dump()):
         sources.setdefault(key, "default")
     return settings, sources
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def to_toml(tree: Mapping[str, Any]) -> str:
+    """Settings sections as TOML that ``--config`` reads back (unset ``None`` values omitted).
+
+    Hand-written because the standard library reads TOML but cannot write it, and the
+    settings are one level of tables holding scalars.
+    """
+    lines: list[str] = []
+    for section, values in tree.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None)
+        lines.append("")
+    return "\n".join(lines)

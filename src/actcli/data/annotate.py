@@ -61,6 +61,7 @@ def find_class_root(root: Path) -> Path:
 def scan_folder_tree(root: Path) -> pd.DataFrame:
     """One row per video in ``root/<Class>/``, with path, label, label_id and group.
 
+    Paths are relative to the folder holding the class folders (see :func:`find_class_root`).
     Only names are read (fast). Clips without a UCF group get their own file name as group.
 
     Raises:
@@ -78,7 +79,7 @@ def scan_folder_tree(root: Path) -> pd.DataFrame:
         for video in videos:
             rows.append(
                 {
-                    "path": video.relative_to(root).as_posix(),
+                    "path": video.relative_to(class_root).as_posix(),
                     "label": class_dir.name,
                     "group": group_of(video.name) or video.stem,
                 }
@@ -119,9 +120,9 @@ def group_split(
 ) -> pd.Series:
     """Assign each clip to train/val/test so that no group is in two splits.
 
-    Groups are dealt greedily (each to the split furthest below its target) in ``tries``
-    seeded random orders; the order whose result is closest to ``fractions`` overall and
-    per class wins. Deterministic for a given seed.
+    Each split first gets one group; the rest are dealt greedily (each to the split furthest
+    below its target). Of ``tries`` seeded random orders, the one whose result is closest
+    to ``fractions`` overall and per class wins. Deterministic for a given seed.
 
     Args:
         table: annotation rows with ``label`` and ``group``.
@@ -133,13 +134,15 @@ def group_split(
     sizes = table.groupby(["group", "label"]).size().unstack(fill_value=0)
     totals = sizes.sum(axis=1).values
     rng = np.random.default_rng(seed)
+    seeds = np.flatnonzero(target > 0) if len(sizes) >= (target > 0).sum() else np.array([], int)
     best, best_score = None, np.inf
     for _ in range(tries):
         order = rng.permutation(len(sizes))
         counts = np.zeros(len(target))
         assignment = np.empty(len(sizes), dtype=int)
-        for g in order:
-            split = int(np.argmax(target * totals.sum() - counts))
+        for rank, g in enumerate(order):
+            # Seed every split with one group first, so small datasets get a test split too.
+            split = int(seeds[rank]) if rank < len(seeds) else int(np.argmax(target * totals.sum() - counts))
             assignment[g] = split
             counts[split] += totals[g]
         score = _split_score(sizes, assignment, target)

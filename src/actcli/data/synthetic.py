@@ -45,7 +45,7 @@ class SyntheticSpec:
     classes: int = 8
     groups: int = 10
     clips_per_class: int = 30
-    frames: int = 48
+    frames: int = 32
     width: int = 160
     height: int = 120
     seed: int = 0
@@ -67,41 +67,41 @@ def clip_name(motion: str, group: int, clip: int) -> str:
 
 
 def motion_path(motion: str, rng: np.random.Generator, width: int, height: int) -> Callable[[float], Pose]:
-    """Random start pose and speed for ``motion``; returns pose as a function of t in [0, 1]."""
-    short = min(width, height)
-    scale = rng.uniform(0.12, 0.2) * short
-    travel_x = rng.uniform(0.3, 0.45) * width
-    travel_y = rng.uniform(0.3, 0.45) * height
-    angle0 = rng.uniform(0, 2 * math.pi)
-    turn = rng.uniform(0.5, 1.0) * math.pi  # half to a full half-turn over the clip
-    growth = rng.uniform(1.8, 2.4)
-    margin = scale
+    """Random start pose and speed for ``motion``; returns pose as a function of t in [0, 1].
 
-    def centre(span_x: float = 0.0, span_y: float = 0.0) -> tuple[float, float]:
+    Motions are large (40% of the frame, most of a half turn, a twofold size change) so
+    that any clip covering most of the video shows them clearly.
+    """
+    short = min(width, height)
+    scale = rng.uniform(0.08, 0.12) * short
+    travel = rng.uniform(0.35, 0.45) * short
+    angle0 = rng.uniform(0, 2 * math.pi)
+    turn = rng.uniform(0.6, 0.9) * math.pi
+    growth = rng.uniform(2.0, 2.6)
+
+    def start(span_x: float, span_y: float, margin: float) -> tuple[float, float]:
         x = rng.uniform(margin + max(0.0, -span_x), width - margin - max(0.0, span_x))
         y = rng.uniform(margin + max(0.0, -span_y), height - margin - max(0.0, span_y))
         return x, y
 
     if motion in ("MoveLeft", "MoveRight"):
-        dx = travel_x if motion == "MoveRight" else -travel_x
-        x0, y0 = centre(span_x=dx)
+        dx = travel if motion == "MoveRight" else -travel
+        x0, y0 = start(dx, 0.0, scale * 0.7)
         return lambda t: Pose(x0 + dx * t, y0, scale, angle0)
     if motion in ("MoveUp", "MoveDown"):
-        dy = travel_y if motion == "MoveDown" else -travel_y
-        x0, y0 = centre(span_y=dy)
+        dy = travel if motion == "MoveDown" else -travel
+        x0, y0 = start(0.0, dy, scale * 0.7)
         return lambda t: Pose(x0, y0 + dy * t, scale, angle0)
     if motion in ("Grow", "Shrink"):
-        small, big = scale * 0.7, min(scale * 0.7 * growth, 0.42 * short)
-        margin = big * 1.1
-        x0, y0 = centre()
-        x0 = float(np.clip(x0, margin, width - margin))
-        y0 = float(np.clip(y0, margin, height - margin))
-        start, end = (small, big) if motion == "Grow" else (big, small)
-        return lambda t: Pose(x0, y0, start + (end - start) * t, angle0)
+        small = scale * 0.6
+        big = min(small * growth, 0.45 * short)
+        x0, y0 = start(0.0, 0.0, big)
+        first, last = (small, big) if motion == "Grow" else (big, small)
+        return lambda t: Pose(x0, y0, first + (last - first) * t, angle0)
     if motion in ("RotateClockwise", "RotateAnticlockwise"):
         # Image y points down, so a growing angle turns clockwise on screen.
         sign = 1.0 if motion == "RotateClockwise" else -1.0
-        x0, y0 = centre()
+        x0, y0 = start(0.0, 0.0, scale * 1.2)
         return lambda t: Pose(x0, y0, scale * 1.2, angle0 + sign * turn * t)
     raise ValueError(f"unknown motion {motion!r}")
 
@@ -129,44 +129,50 @@ def group_background(group: int, seed: int, width: int, height: int) -> np.ndarr
     theta = rng.uniform(0, math.pi)
     period = rng.uniform(12, 40)
     stripes = np.sin((xs * math.cos(theta) + ys * math.sin(theta)) * 2 * math.pi / period)
-    image = gradient + rng.uniform(10, 30) * stripes[..., None]
+    image = gradient + rng.uniform(2, 6) * stripes[..., None]
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def render_clip(motion: str, group: int, clip: int, spec: SyntheticSpec) -> np.ndarray:
-    """All frames of one clip: ``uint8 [T, H, W, 3]`` RGB."""
+    """All frames of one clip: ``uint8 [T, H, W, 3]`` RGB.
+
+    Two to four shapes perform the same motion, each from its own random pose, size and
+    colour, so the motion covers much of the frame and is easy to see at low resolution.
+    """
     motion_index = MOTIONS.index(motion)
     rng = np.random.default_rng([spec.seed, motion_index, group, clip])
     background = group_background(group, spec.seed, spec.width, spec.height)
-    path = motion_path(motion, rng, spec.width, spec.height)
-    shape = str(rng.choice(["ellipse", "rectangle", "triangle"]))
-    aspect = rng.uniform(2.0, 3.0)
-    colour = rng.uniform(0, 255, size=3)
-    colour[rng.integers(3)] = 255 - background.mean()  # keep contrast with the scene
-    noise = rng.normal(0, 4, size=(spec.frames, spec.height, spec.width, 1))
+    objects = []
+    for _ in range(int(rng.integers(6, 10))):
+        path = motion_path(motion, rng, spec.width, spec.height)
+        shape = str(rng.choice(["ellipse", "rectangle", "triangle"]))
+        colour = rng.uniform(0, 255, size=3)
+        colour[rng.integers(3)] = 255 - background.mean()  # keep contrast with the scene
+        objects.append((path, shape, rng.uniform(1.8, 2.6), colour))
+    noise = rng.normal(0, 3, size=(spec.frames, spec.height, spec.width, 1))
     ys, xs = np.mgrid[0 : spec.height, 0 : spec.width].astype(np.float32)
     frames = np.empty((spec.frames, spec.height, spec.width, 3), dtype=np.uint8)
     for index in range(spec.frames):
-        pose = path(index / max(1, spec.frames - 1))
+        t = index / max(1, spec.frames - 1)
         frame = background.astype(np.float32)
-        frame[shape_mask(shape, pose, xs, ys, aspect)] = colour
+        for path, shape, aspect, colour in objects:
+            frame[shape_mask(shape, path(t), xs, ys, aspect)] = colour
         frames[index] = np.clip(frame + noise[index], 0, 255).astype(np.uint8)
     return frames
 
 
 def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
     """Encode ``uint8 [T, H, W, 3]`` RGB frames as MPEG-4 in AVI, atomically."""
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format="avi") as container:
-            stream = container.add_stream(CODEC, rate=fps)
-            stream.height, stream.width = frames.shape[1:3]
-            stream.pix_fmt = "yuv420p"
-            stream.bit_rate = 400_000
-            for array in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="avi") as container:
+        stream = container.add_stream(CODEC, rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = 400_000
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def plan(spec: SyntheticSpec) -> list[tuple[str, int, int]]:

@@ -1,0 +1,252 @@
+"""The ``actcli`` command line (Typer). Each command builds settings, then calls one function.
+
+Every option that is also a setting goes through :func:`actcli.settings.load_settings`,
+so ``--epochs 3`` beats ``ACTCLI_TRAIN__EPOCHS`` beats ``[train] epochs`` in ``--config``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+
+from actcli import console as ui
+from actcli.data.registry import DATASETS
+from actcli.errors import UserError
+from actcli.models.zoo import MODELS
+from actcli.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Train, fine-tune, test and benchmark video action recognition models.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (sections as in `actcli config show`).")]
+DatasetOpt = Annotated[str | None, typer.Option(help=f"Dataset: {', '.join(DATASETS)}. [default: ucf50]")]
+RootOpt = Annotated[Path | None, typer.Option(help="Folder with the class folders. [default: where `download` put it]")]
+AnnotationsOpt = Annotated[Path | None, typer.Option("--annotations", help="Folder with labels.csv and the split CSVs. [default: annotations/<dataset>]")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help=f"Model: {', '.join(MODELS)}. [default: x3d_xs]")]
+FramesOpt = Annotated[int | None, typer.Option(help="Frames per clip. [default: the model's]")]
+StrideOpt = Annotated[int | None, typer.Option(help="Take every N-th frame. [default: the model's]")]
+CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. [default: the model's]")]
+WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. [default: 2]")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. [default: auto]")]
+ExperimentOpt = Annotated[str | None, typer.Option(help="Experiment name (run folder outputs/runs/<name>/). [default: default]")]
+CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint. [default: best.pt of the latest run]")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the JSON report. [default: in the run folder]")]
+
+
+def _settings(config: Path | None, **flat: Any) -> tuple[Settings, dict[str, str]]:
+    """Settings from defaults < config < env < these CLI values (``section__field`` keys)."""
+    return load_settings(config, {k.replace("__", "."): v for k, v in flat.items()})
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a :class:`UserError` into one red line and exit status 1 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            ui.errors.print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True, highlight=False, markup=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            ui.errors.print("[red]interrupted[/red]; files already written are complete")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@handle_errors
+def download(
+    dataset: Annotated[str, typer.Argument(help=f"Dataset: {', '.join(DATASETS)}.")],
+    source: Annotated[Path | None, typer.Option("--from", help="A downloaded .zip (extracted safely) or a dataset folder.")] = None,
+    dest: Annotated[Path | None, typer.Option(help="Where to extract or generate. [default: data/<dataset>]")] = None,
+    classes: Annotated[int, typer.Option(help="synthetic: number of classes (2-8).")] = 8,
+    clips_per_class: Annotated[int, typer.Option(help="synthetic: videos per class.")] = 30,
+    groups: Annotated[int, typer.Option(help="synthetic: groups (scenes) per class.")] = 10,
+    seed: Annotated[int, typer.Option(help="synthetic: random seed; same seed, same videos.")] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Download a dataset (kagglehub), take a local zip/folder, or generate the synthetic one.
+
+    The dataset's location is remembered in outputs/datasets.json for later commands.
+    """
+    from actcli.commands.data import download_dataset, download_synthetic
+    from actcli.data.synthetic import SyntheticSpec
+
+    settings, _ = _settings(config)
+    if dataset == "synthetic":
+        if source is not None:
+            raise UserError("synthetic data is generated, not downloaded; drop --from")
+        if clips_per_class < 1 or groups < 1:
+            raise UserError("--clips-per-class and --groups must be at least 1")
+        download_synthetic(settings, dest, SyntheticSpec(classes=classes, groups=groups,
+                                                         clips_per_class=clips_per_class, seed=seed))
+    else:
+        download_dataset(settings, dataset, source, dest)
+
+
+@app.command()
+@handle_errors
+def annotate(
+    dataset: DatasetOpt = None,
+    root: RootOpt = None,
+    split: Annotated[tuple[float, float, float], typer.Option(help="Train, val and test shares.")] = (70, 15, 15),
+    by: Annotated[Literal["group", "clip"], typer.Option(help="group: no group in two splits; clip: the leaky random split.")] = "group",
+    folds: Annotated[int | None, typer.Option(help="Also write K group folds (25 on UCF50 = leave-one-group-out).")] = None,
+    probe: Annotated[bool, typer.Option("--probe", help="Open every video: record frames/fps/duration, leave out unreadable ones.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Output folder. [default: annotations/<dataset>]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split search.")] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Scan a folder-per-class dataset; write annotations.csv, labels.csv, train/val/test.csv."""
+    from actcli.commands.data import annotate as run
+
+    settings, _ = _settings(config, data__dataset=dataset, data__root=root)
+    run(settings, split, by, folds, probe, out, seed)
+
+
+@app.command()
+@handle_errors
+def train(
+    dataset: DatasetOpt = None,
+    root: RootOpt = None,
+    annotations: AnnotationsOpt = None,
+    model: ModelOpt = None,
+    weights: Annotated[str | None, typer.Option(help="Starting weights: 'kinetics' (downloaded once) or a checkpoint file. [default: random init]")] = None,
+    freeze: Annotated[str | None, typer.Option(help="none or backbone (backbone kept in eval mode). [default: none]")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier. [default: 0.5]")] = None,
+    frames: FramesOpt = None,
+    stride: StrideOpt = None,
+    crop: CropOpt = None,
+    hflip: Annotated[bool | None, typer.Option("--hflip/--no-hflip", help="Random horizontal flips. [default: on, off for synthetic]")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd. [default: adamw]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate. [default: 0.001]")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay. [default: 5e-05]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs. [default: 10]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. [default: 8]")] = None,
+    workers: WorkersOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed. [default: 0]")] = None,
+    device: DeviceOpt = None,
+    experiment: ExperimentOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train on the train split, validate every epoch, keep best.pt and last.pt."""
+    from actcli.commands.model import train as run
+
+    settings, _ = _settings(
+        config, data__dataset=dataset, data__root=root, data__annotations_dir=annotations,
+        model__name=model, model__weights=weights, model__freeze=freeze, model__dropout=dropout,
+        data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip,
+        train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
+        train__epochs=epochs, train__batch_size=batch_size, data__workers=workers,
+        train__seed=seed, train__device=device, train__experiment=experiment,
+    )
+    run(settings)
+
+
+@app.command()
+@handle_errors
+def test(
+    weights: CheckpointOpt = None,
+    split: Annotated[str | None, typer.Option(help="train, val or test. [default: test]")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Use the latest run of this experiment.")] = None,
+    dataset: DatasetOpt = None,
+    root: RootOpt = None,
+    annotations: AnnotationsOpt = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. [default: 8]")] = None,
+    workers: WorkersOpt = None,
+    device: DeviceOpt = None,
+    report: ReportOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Evaluate a checkpoint: top-1/5, mean class accuracy, F1, per-class scores, confusion matrix."""
+    from actcli.commands.model import test as run
+
+    settings, sources = _settings(
+        config, test__split=split, data__dataset=dataset, data__root=root,
+        data__annotations_dir=annotations, test__batch_size=batch_size, data__workers=workers,
+        train__device=device,
+    )
+    run(settings, sources, weights, experiment, report)
+
+
+@app.command()
+@handle_errors
+def benchmark(
+    weights: CheckpointOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="Benchmark a zoo model (random weights) instead of a checkpoint.")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Use the latest run of this experiment.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. [default: 2]")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs. [default: 3]")] = None,
+    runs: Annotated[int | None, typer.Option(help="Timed runs (p50/p95 over these). [default: 20]")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads. [default: torch's choice]")] = None,
+    frames: FramesOpt = None,
+    stride: StrideOpt = None,
+    crop: CropOpt = None,
+    dataset: DatasetOpt = None,
+    root: RootOpt = None,
+    device: DeviceOpt = None,
+    report: ReportOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Latency (p50/p95 ms per sample) and throughput, model alone and end to end from video files."""
+    from actcli.commands.model import benchmark as run
+
+    if model is not None and weights is not None:
+        raise UserError("pass either --model or --weights, not both")
+    settings, sources = _settings(
+        config, model__name=model, benchmark__batch_size=batch_size, benchmark__warmup=warmup,
+        benchmark__runs=runs, benchmark__threads=threads, data__frames=frames, data__stride=stride,
+        data__crop=crop, data__dataset=dataset, data__root=root, train__device=device,
+    )
+    run(settings, sources, weights, experiment, model is not None, report)
+
+
+@app.command()
+@handle_errors
+def predict(
+    video: Annotated[Path, typer.Argument(help="A video file.")],
+    weights: CheckpointOpt = None,
+    top_k: Annotated[int, typer.Option(help="How many classes to show.")] = 5,
+    experiment: Annotated[str | None, typer.Option(help="Use the latest run of this experiment.")] = None,
+    device: DeviceOpt = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write a JSON report here.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The most likely classes for one video."""
+    from actcli.commands.model import predict as run
+
+    if top_k < 1:
+        raise UserError("--top-k must be at least 1")
+    settings, _ = _settings(config, train__device=device)
+    run(settings, video, weights, experiment, top_k, report)
+
+
+@config_app.command("show")
+@handle_errors
+def config_show(config: ConfigOpt = None) -> None:
+    """Print every setting, its effective value and where it came from."""
+    from actcli.settings import flatten
+
+    settings, sources = load_settings(config)
+    rows = [[key, "" if value is None else value, sources[key]]
+            for key, value in flatten(settings.model_dump(mode="json")).items()]
+    ui.console.print(ui.table("settings", ["key", "value", "source"], rows))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

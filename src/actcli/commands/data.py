@@ -1,0 +1,172 @@
+"""``actcli download`` and ``actcli annotate``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from actcli import console as ui
+from actcli.data.annotate import (
+    COLUMNS,
+    SPLITS,
+    clip_split,
+    find_class_root,
+    group_folds,
+    group_split,
+    scan_folder_tree,
+    shared_groups,
+)
+from actcli.data.download import from_local, kaggle_download
+from actcli.data.registry import dataset_info, remember_root, resolve_root
+from actcli.data.synthetic import SyntheticSpec, generate, plan
+from actcli.data.video import DecodeError, probe
+from actcli.errors import UserError
+from actcli.fileio import write_json, write_text
+from actcli.pipeline import annotations_dir
+from actcli.report import AnnotateMetrics, make_report, write_report
+from actcli.settings import Settings
+
+MANIFEST = "synthetic.json"
+
+
+def download_synthetic(settings: Settings, dest: Path | None, spec: SyntheticSpec) -> Path:
+    """Generate the synthetic dataset (skipping files already there) and remember its root."""
+    dest = dest or settings.paths.data / "synthetic"
+    manifest = dest / MANIFEST
+    wanted = {"generator": 1, **asdict(spec)}
+    if manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")) != wanted:
+        raise UserError(
+            f"{dest} holds a synthetic dataset made with other options; pass another --dest "
+            "or delete the folder"
+        )
+    try:
+        total = len(plan(spec))
+    except ValueError as exc:
+        raise UserError(f"{exc} (--classes)") from None
+    with ui.progress() as bars:
+        task = bars.add_task("writing videos", total=total)
+        generate(dest, spec, lambda n: bars.advance(task, n))
+    write_json(manifest, wanted)
+    remember_root(settings.paths.outputs, "synthetic", dest)
+    ui.console.print(f"{total} videos in {dest} ({spec.classes} classes, {spec.groups} groups)")
+    return dest
+
+
+def download_dataset(settings: Settings, name: str, source: Path | None, dest: Path | None) -> Path:
+    """Fetch a real dataset with kagglehub, or take a local zip/folder, and remember its root."""
+    info = dataset_info(name)
+    if source is not None:
+        dest = dest or settings.paths.data / name
+        with ui.progress() as bars:
+            task = bars.add_task("extracting", total=None)
+            root = from_local(source, dest, lambda done, total: bars.update(task, completed=done, total=total))
+    elif info.kaggle is None:
+        raise UserError(
+            f"{name} has no automatic download; get it from {info.homepage} and run "
+            f"`actcli download {name} --from FILE.zip|DIR`"
+        )
+    else:
+        ui.console.print(f"downloading {info.kaggle} with kagglehub (cached after the first time)")
+        root = find_class_root(kaggle_download(info.kaggle))
+    remember_root(settings.paths.outputs, name, root)
+    ui.console.print(f"{name} is at {root}; later commands find it there")
+    return root
+
+
+def probe_table(table: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """Add frames, fps, duration (seconds) and readable columns by opening every video."""
+    out = table.copy()
+    frames, fps, readable = [], [], []
+    with ui.progress() as bars:
+        task = bars.add_task("probing videos", total=len(out))
+        for rel in out["path"]:
+            try:
+                info = probe(root / rel)
+                frames.append(info.frames)
+                fps.append(round(info.fps, 3))
+                readable.append(True)
+            except DecodeError:
+                frames.append(0)
+                fps.append(0.0)
+                readable.append(False)
+            bars.advance(task)
+    out["frames"], out["fps"], out["readable"] = frames, fps, readable
+    out["duration"] = [round(f / r, 3) if r else 0.0 for f, r in zip(frames, fps, strict=True)]
+    return out
+
+
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def write_split_files(folder: Path, table: pd.DataFrame, split: pd.Series, classes: Sequence[str]) -> None:
+    """``labels.csv`` and one CSV per split (rows of ``table`` whose split matches)."""
+    _write_csv(folder / "labels.csv", pd.DataFrame({"id": range(len(classes)), "name": list(classes)}))
+    for name in SPLITS:
+        _write_csv(folder / f"{name}.csv", table[split == name][COLUMNS])
+
+
+def annotate(
+    settings: Settings,
+    fractions: Sequence[float],
+    by: str,
+    folds: int | None,
+    probe_videos: bool,
+    out: Path | None,
+    seed: int,
+) -> Path:
+    """Scan the dataset tree and write annotations.csv, labels.csv and the split CSVs."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise UserError("--split takes three non-negative numbers, e.g. --split 70 15 15")
+    name = dataset_info(settings.data.dataset).name
+    root = find_class_root(resolve_root(settings.paths.outputs, name, settings.data.root))
+    folder = out or annotations_dir(settings)
+    table = scan_folder_tree(root)
+    if probe_videos:
+        table = probe_table(table, root)
+        bad = table[~table["readable"]]
+        for rel in bad["path"]:
+            ui.warn(f"unreadable video {root / rel}: left out of the splits")
+        usable = table[table["readable"]]
+    else:
+        usable = table
+    classes = sorted(table["label"].unique())
+    if by == "clip":
+        ui.warn("--by clip splits clips at random: clips of one group (same actor and scene) "
+                "land in train and test, which inflates test accuracy")
+        split = clip_split(usable, fractions, seed)
+    else:
+        split = group_split(usable, fractions, seed)
+    full_split = split.reindex(table.index).fillna("excluded")
+    _write_csv(folder / "annotations.csv", table.assign(split=full_split))
+    write_split_files(folder, usable, split, classes)
+    if folds:
+        for k, fold in enumerate(group_folds(usable, folds), 1):
+            write_split_files(folder / "folds" / f"fold{k:02d}", usable, fold, classes)
+    metrics = AnnotateMetrics(
+        clips=len(table), classes=len(classes), groups=int(usable["group"].nunique()),
+        split_sizes={s: int((split == s).sum()) for s in SPLITS},
+        shared_groups=shared_groups(usable, split),
+        unreadable=int((~table["readable"]).sum()) if probe_videos else None,
+    )
+    _print_split_summary(usable, split, metrics)
+    report = make_report("annotate", torch.device("cpu"), settings.model_dump(mode="json"), metrics,
+                         {"annotations": folder})
+    write_report(report, folder / "report-annotate.json")
+    ui.console.print(f"annotations written to {folder}" + (f" ({folds} folds in {folder / 'folds'})" if folds else ""))
+    return folder
+
+
+def _print_split_summary(table: pd.DataFrame, split: pd.Series, metrics: AnnotateMetrics) -> None:
+    rows = []
+    for name in SPLITS:
+        part = table[split == name]
+        share = 100.0 * len(part) / max(1, len(table))
+        rows.append([name, len(part), f"{share:.1f}%", part["label"].nunique(), part["group"].nunique()])
+    ui.console.print(ui.table("splits", ["split", "clips", "share", "classes", "groups"], rows))
+    ui.console.print(f"groups shared between splits: {metrics.shared_groups}")

@@ -1,0 +1,258 @@
+"""``actcli train``, ``test``, ``benchmark`` and ``predict``."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from actcli import console as ui
+from actcli.data.datasets import make_loader
+from actcli.data.synthetic import SyntheticSpec, clip_name, render_clip, write_video
+from actcli.data.transforms import eval_transform
+from actcli.data.video import centre_clip_start, clip_indices, read_clip, require_readable
+from actcli.engine.benchmark import benchmark as run_benchmark
+from actcli.engine.evaluate import (
+    classification_metrics,
+    plot_confusion,
+    predict_loader,
+    write_confusion_csv,
+)
+from actcli.engine.train import fit
+from actcli.errors import UserError
+from actcli.fileio import write_text
+from actcli.models.checkpoint import (
+    clip_of,
+    load_initial_weights,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from actcli.models.zoo import build_model
+from actcli.pipeline import (
+    check_classes,
+    clip_dataset,
+    clip_spec,
+    clips_to_device,
+    data_source,
+    hflip_enabled,
+    resolve_device,
+    split_table,
+    to_device,
+)
+from actcli.report import PredictMetrics, make_report, write_report
+from actcli.runs import BEST, LAST, latest_checkpoint, new_run_dir, run_dir_of
+from actcli.settings import Settings, to_toml
+
+DATA_KEYS = ("dataset", "root", "annotations_dir")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (DataLoader workers derive theirs from torch)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(settings: Settings) -> Path:
+    """Train a model; returns the run folder holding checkpoints, TensorBoard and the report."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    seed_everything(settings.train.seed)
+    source = data_source(settings)
+    spec = clip_spec(settings)
+    device = resolve_device(settings.train.device)
+    train_set = clip_dataset(source, "train", spec, training=True, hflip=hflip_enabled(settings))
+    val_set = clip_dataset(source, "val", spec, training=False)
+    model = build_model(settings.model.name, spec, len(source.classes), settings.model.dropout)
+    loaded = "random initialisation"
+    if settings.model.weights:
+        loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes)
+    if settings.model.freeze == "backbone":
+        model.freeze_backbone()
+    model = to_device(model, device)
+    run_dir = new_run_dir(settings.paths.outputs, settings.train.experiment)
+    config = settings.model_dump(mode="json")
+    write_text(run_dir / "config.toml", to_toml(config))
+    ui.console.print(
+        f"training {settings.model.name} ({loaded}) on {source.dataset}: {len(train_set)} train / "
+        f"{len(val_set)} val clips of {spec}, {len(source.classes)} classes, device {device}"
+    )
+
+    def save(kind: str, epoch: int, extras: dict) -> None:
+        save_checkpoint(
+            run_dir / "checkpoints" / f"{kind}.pt", model, model_name=settings.model.name, clip=spec,
+            classes=source.classes, settings=config, **extras,
+        )
+
+    loaders = [
+        make_loader(train_set, settings.train.batch_size, settings.data.workers, True, settings.train.seed),
+        make_loader(val_set, settings.train.batch_size, settings.data.workers, False),
+    ]
+    with SummaryWriter(str(run_dir / "tensorboard")) as writer, ui.progress() as bars:
+        metrics = fit(model, *loaders, settings.train, device, writer, save, bars, ui.warn)
+    artifacts = {"run": run_dir, "best": run_dir / BEST, "last": run_dir / LAST,
+                 "tensorboard": run_dir / "tensorboard", "config": run_dir / "config.toml"}
+    report = write_report(make_report("train", device, config, metrics, artifacts), run_dir / "report-train.json")
+    rows = [[r.epoch, f"{r.train_loss:.3f}", f"{r.train_accuracy:.3f}", f"{r.val_loss:.3f}",
+             f"{r.val_accuracy:.3f}", f"{r.seconds:.0f}s"] for r in metrics.history]
+    ui.console.print(ui.table("training", ["epoch", "train loss", "train acc", "val loss", "val acc", "time"], rows))
+    if metrics.skipped_clips:
+        ui.warn(f"{metrics.skipped_clips} unreadable video(s) skipped; listed in {report}")
+    ui.console.print(f"best val accuracy {metrics.best_val_accuracy:.3f} (epoch {metrics.best_epoch}); run: {run_dir}")
+    ui.console.print(f"report: {report}")
+    return run_dir
+
+
+def _checkpoint_path(settings: Settings, weights: Path | None, experiment: str | None) -> Path:
+    return weights or latest_checkpoint(settings.paths.outputs, experiment)
+
+
+def _with_checkpoint_data(settings: Settings, sources: dict[str, str], checkpoint: dict) -> Settings:
+    """Use the dataset the checkpoint was trained on unless the user chose one."""
+    trained = checkpoint.get("settings", {}).get("data", {})
+    updates = {k: trained[k] for k in DATA_KEYS if sources.get(f"data.{k}") == "default" and k in trained}
+    if not updates:
+        return settings
+    data = settings.data.model_copy(update=updates)
+    return settings.model_copy(update={"data": type(settings.data).model_validate(data.model_dump())})
+
+
+def _report_path(settings: Settings, weights: Path, given: Path | None, name: str) -> Path:
+    if given is not None:
+        return given
+    run_dir = run_dir_of(weights)
+    if run_dir is not None:
+        return run_dir / name
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return settings.paths.outputs / "reports" / f"{Path(name).stem}-{stamp}.json"
+
+
+def test(settings: Settings, sources: dict[str, str], weights: Path | None, experiment: str | None,
+         report_file: Path | None) -> Path:
+    """Evaluate a checkpoint on a split; returns the report path."""
+    weights = _checkpoint_path(settings, weights, experiment)
+    model, checkpoint = model_from_checkpoint(weights)
+    settings = _with_checkpoint_data(settings, sources, checkpoint)
+    source = data_source(settings)
+    check_classes(weights, checkpoint["classes"], source.classes)
+    split = settings.test.split
+    spec = clip_of(checkpoint)
+    dataset = clip_dataset(source, split, spec, training=False)
+    device = resolve_device(settings.train.device)
+    model = to_device(model, device)
+    loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
+    with ui.progress() as bars:
+        predictions = predict_loader(model, loader, device, bars, f"testing on {split}")
+    for path in predictions.skipped:
+        ui.warn(f"skipped unreadable video {path}")
+    if len(predictions.labels) == 0:
+        raise UserError(f"no readable video in the {split} split; check the files under {source.root}")
+    metrics, cm = classification_metrics(predictions, source.classes, split)
+    report_path = _report_path(settings, weights, report_file, f"report-test-{split}.json")
+    csv_path = report_path.parent / f"confusion-{split}.csv"
+    png_path = report_path.parent / f"confusion-{split}.png"
+    write_confusion_csv(cm, source.classes, csv_path)
+    plot_confusion(cm, source.classes, png_path, f"{checkpoint['model']} on {source.dataset} {split}")
+    config = {**settings.model_dump(mode="json"), "weights": str(weights), "clip": asdict(spec)}
+    report = make_report("test", device, config, metrics,
+                         {"weights": weights, "confusion_csv": csv_path, "confusion_png": png_path})
+    write_report(report, report_path)
+    summary = [["top-1", f"{metrics.top1:.3f}"], ["top-5", f"{metrics.top5:.3f}"],
+               ["mean class accuracy", f"{metrics.mean_class_accuracy:.3f}"],
+               ["F1 macro", f"{metrics.f1_macro:.3f}"], ["F1 weighted", f"{metrics.f1_weighted:.3f}"],
+               ["clips (skipped)", f"{metrics.clips} ({metrics.skipped_clips})"]]
+    per_class = [[n, f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.f1:.3f}", m.support]
+                 for n, m in metrics.per_class.items()]
+    ui.console.print(ui.table("per class", ["class", "precision", "recall", "F1", "clips"], per_class))
+    ui.console.print(ui.table(f"{weights} on {source.dataset} {split}", ["metric", "value"], summary))
+    ui.console.print(f"report: {report_path}")
+    return report_path
+
+
+def _benchmark_videos(settings: Settings, spec_crop: int, folder: Path) -> tuple[list[Path], str]:
+    """Test-split videos of the dataset if available, else two generated synthetic clips."""
+    try:
+        source = data_source(settings)
+        table = split_table(source, settings.test.split)
+        return [source.root / p for p in table["path"].head(64)], f"{source.dataset} {settings.test.split}"
+    except UserError:
+        size = max(spec_crop * 4 // 3, 64)
+        spec = SyntheticSpec(width=size + size % 2, height=spec_crop + spec_crop % 2, frames=64)
+        videos = []
+        for clip in (1, 2):
+            path = folder / clip_name("MoveLeft", 1, clip)
+            write_video(path, render_clip("MoveLeft", 1, clip, spec))
+            videos.append(path)
+        return videos, "generated synthetic clips (no dataset found)"
+
+
+def benchmark(settings: Settings, sources: dict[str, str], weights: Path | None, experiment: str | None,
+              model_given: bool, report_file: Path | None) -> Path:
+    """Measure latency and throughput; returns the report path."""
+    if settings.benchmark.threads:
+        torch.set_num_threads(settings.benchmark.threads)
+    device = resolve_device(settings.train.device)
+    if model_given and weights is None:
+        spec = clip_spec(settings)
+        model, name, weights_used = build_model(settings.model.name, spec, 400), settings.model.name, None
+    else:
+        weights_used = _checkpoint_path(settings, weights, experiment)
+        model, checkpoint = model_from_checkpoint(weights_used)
+        settings = _with_checkpoint_data(settings, sources, checkpoint)
+        spec, name = clip_of(checkpoint), checkpoint["model"]
+    model = to_device(model, device)
+    bench = settings.benchmark
+    with tempfile.TemporaryDirectory() as tmp:
+        videos, video_source = _benchmark_videos(settings, spec.crop, Path(tmp))
+        ui.console.print(f"benchmarking {name} at {spec} on {device}, batch {bench.batch_size}, "
+                         f"{bench.warmup} warm-up + {bench.runs} timed runs, videos: {video_source}")
+        with ui.progress() as bars:
+            metrics = run_benchmark(model, spec, videos, device, bench.batch_size, bench.warmup, bench.runs, bars)
+    config = {**settings.model_dump(mode="json"), "model": name, "clip": asdict(spec),
+              "weights": str(weights_used) if weights_used else None, "videos": video_source}
+    path = (_report_path(settings, weights_used, report_file, "report-benchmark.json") if weights_used
+            else report_file or settings.paths.outputs / "reports"
+            / f"benchmark-{name}-{datetime.now():%Y%m%d-%H%M%S}.json")
+    write_report(make_report("benchmark", device, config, metrics), path)
+    m, e = metrics.model_ms_per_sample, metrics.end_to_end_ms_per_sample
+    rows = [["model only", f"{m.p50:.1f}", f"{m.p95:.1f}", f"{metrics.model_throughput_clips_per_s:.1f}"],
+            ["end to end", f"{e.p50:.1f}", f"{e.p95:.1f}", f"{metrics.throughput_clips_per_s:.1f}"]]
+    ui.console.print(ui.table(f"{name} {spec} on {device} (threads {torch.get_num_threads()})",
+                              ["", "p50 ms/sample", "p95 ms/sample", "clips/s"], rows))
+    ui.console.print(f"report: {path}")
+    return path
+
+
+@torch.inference_mode()
+def predict(settings: Settings, video: Path, weights: Path | None, experiment: str | None, top_k: int,
+            report_file: Path | None) -> PredictMetrics:
+    """The ``top_k`` classes for one video (one centred clip)."""
+    require_readable(video)
+    weights = _checkpoint_path(settings, weights, experiment)
+    model, checkpoint = model_from_checkpoint(weights)
+    spec, classes = clip_of(checkpoint), checkpoint["classes"]
+    device = resolve_device(settings.train.device)
+    model = to_device(model, device).eval()
+
+    def choose(info):
+        return clip_indices(info.frames, spec.frames, spec.stride,
+                            centre_clip_start(info.frames, spec.frames, spec.stride))
+
+    frames, _ = read_clip(video, choose)
+    probs = F.softmax(model(clips_to_device(eval_transform(spec.crop)(frames)[None], device)).float(), dim=1)[0]
+    top = probs.topk(min(top_k, len(classes)))
+    result = PredictMetrics(video=str(video), top=[
+        {"class": classes[i], "probability": float(p)} for p, i in zip(top.values, top.indices, strict=True)])
+    rows = [[r["class"], f"{r['probability']:.3f}"] for r in result.top]
+    ui.console.print(ui.table(f"{video.name} ({checkpoint['model']}, {weights})", ["class", "probability"], rows))
+    if report_file is not None:
+        config = {**settings.model_dump(mode="json"), "weights": str(weights)}
+        write_report(make_report("predict", device, config, result), report_file)
+        ui.console.print(f"report: {report_file}")
+    return result

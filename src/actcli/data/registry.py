@@ -1,0 +1,85 @@
+"""Known datasets and where their videos live on this machine.
+
+``actcli download`` records each dataset's root in ``<outputs>/datasets.json``; later
+commands look it up there, so nobody pastes a path into code or a config file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from actcli.errors import UserError
+from actcli.fileio import write_json
+
+REGISTRY_FILE = "datasets.json"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A folder-per-class dataset.
+
+    ``kaggle`` is the kagglehub handle (None: manual download only); ``flip_safe`` says
+    whether a horizontal flip keeps the label (False when left/right is the class).
+    """
+
+    name: str
+    kaggle: str | None
+    flip_safe: bool
+    homepage: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in (
+        DatasetInfo(
+            "ucf50", "vineethakkinapalli/ucf50-action-recognition-dataset", True,
+            "https://www.crcv.ucf.edu/data/UCF50.php",
+        ),
+        DatasetInfo("ucf101", None, True, "https://www.crcv.ucf.edu/data/UCF101.php"),
+        DatasetInfo(
+            "hmdb51", None, True,
+            "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/",
+        ),
+        DatasetInfo("synthetic", None, False, "built in: `actcli download synthetic`"),
+    )
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The entry for ``name``; an unknown name lists the known ones."""
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def _registry(outputs: Path) -> dict[str, str]:
+    path = outputs / REGISTRY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is not valid JSON; delete it and run `actcli download` again") from None
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def remember_root(outputs: Path, dataset: str, root: Path) -> None:
+    """Record ``root`` (made absolute) as where ``dataset`` lives."""
+    entries = _registry(outputs)
+    entries[dataset] = str(root.resolve())
+    write_json(outputs / REGISTRY_FILE, dict(sorted(entries.items())))
+
+
+def resolve_root(outputs: Path, dataset: str, given: Path | None) -> Path:
+    """``given`` if set, else the remembered root of ``dataset``; a clear error if neither."""
+    if given is not None:
+        return given
+    known = _registry(outputs).get(dataset)
+    if known is None:
+        raise UserError(
+            f"no root known for dataset {dataset!r}; run `actcli download {dataset}` "
+            "or pass --root DIR"
+        )
+    return Path(known)

@@ -1,0 +1,151 @@
+"""Running a model over a split and turning its logits into classification metrics.
+
+The metrics are computed from the confusion matrix in a few lines of torch rather than
+adding torchmetrics as a dependency; definitions follow scikit-learn's (a class with no
+predictions has precision 0; macro = unweighted mean over classes present in the labels).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.progress import Progress
+from torch.utils.data import DataLoader
+
+from actcli.fileio import atomic_path, write_text
+from actcli.pipeline import clips_to_device
+from actcli.report import ClassMetrics, TestMetrics
+
+
+@dataclass
+class Predictions:
+    """Model outputs over a loader: ``logits float [N, K]``, ``labels long [N]``."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    skipped: list[str] = field(default_factory=list)
+
+
+@torch.no_grad()
+def predict_loader(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    progress: Progress | None = None,
+    description: str = "evaluate",
+) -> Predictions:
+    """Logits for every readable clip of ``loader`` (model in eval mode, no gradients)."""
+    model.eval()
+    logits, labels, indices, skipped = [], [], [], []
+    task = progress.add_task(description, total=len(loader)) if progress else None
+    for batch in loader:
+        skipped.extend(batch["skipped"])
+        if batch["clips"] is not None:
+            logits.append(model(clips_to_device(batch["clips"], device)).float().cpu())
+            labels.append(batch["labels"])
+            indices.append(batch["indices"])
+        if progress is not None and task is not None:
+            progress.advance(task)
+    if progress is not None and task is not None:
+        progress.remove_task(task)
+    if not logits:
+        return Predictions(torch.empty(0, 0), torch.empty(0, dtype=torch.long),
+                           torch.empty(0, dtype=torch.long), skipped)
+    return Predictions(torch.cat(logits), torch.cat(labels), torch.cat(indices), skipped)
+
+
+def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``long [K, K]``: row = true class, column = predicted class."""
+    flat = labels * num_classes + predicted
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """Fraction of rows whose label is among the ``k`` highest logits (k capped at K)."""
+    k = min(k, logits.shape[1])
+    hits = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1)
+    return float(hits.float().mean())
+
+
+def classification_metrics(
+    predictions: Predictions, classes: list[str], split: str
+) -> tuple[TestMetrics, torch.Tensor]:
+    """Top-1/5, mean class accuracy, macro/weighted F1 and per-class P/R/F1, plus the confusion matrix."""
+    logits, labels = predictions.logits, predictions.labels
+    if len(labels) == 0:
+        raise ValueError("no readable clip to evaluate")
+    k = len(classes)
+    cm = confusion_matrix(logits.argmax(dim=1), labels, k).double()
+    true_positive = cm.diag()
+    support = cm.sum(dim=1)
+    predicted = cm.sum(dim=0)
+    precision = torch.where(predicted > 0, true_positive / predicted.clamp(min=1), 0.0)
+    recall = torch.where(support > 0, true_positive / support.clamp(min=1), 0.0)
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), 0.0)
+    present = support > 0
+    per_class = {
+        name: ClassMetrics(
+            precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]),
+            support=int(support[i]),
+        )
+        for i, name in enumerate(classes)
+    }
+    metrics = TestMetrics(
+        split=split,
+        clips=len(labels),
+        skipped_clips=len(predictions.skipped),
+        top1=topk_accuracy(logits, labels, 1),
+        top5=topk_accuracy(logits, labels, 5),
+        mean_class_accuracy=float(recall[present].mean()),
+        f1_macro=float(f1[present].mean()),
+        f1_weighted=float((f1 * support).sum() / support.sum()),
+        loss=float(F.cross_entropy(logits, labels)),
+        per_class=per_class,
+    )
+    return metrics, cm.long()
+
+
+def write_confusion_csv(cm: torch.Tensor, classes: list[str], path: Path) -> None:
+    """Confusion matrix as CSV: header ``true\\predicted,<classes>``, one row per true class."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["true\\predicted", *classes])
+    for name, row in zip(classes, cm.tolist(), strict=True):
+        writer.writerow([name, *row])
+    write_text(path, buffer.getvalue())
+
+
+def plot_confusion(cm: torch.Tensor, classes: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix as a PNG heat map (counts written in the cells)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(classes)
+    rates = cm.double() / cm.sum(dim=1, keepdim=True).clamp(min=1)
+    size = max(4.0, 0.35 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(k), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
+                            color="white" if rates[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,123 @@
+"""From validated settings to the pieces a command needs: data source, clip spec, device.
+
+Every command resolves its inputs here the same way, so ``train``, ``test`` and
+``benchmark`` agree on where videos are, which classes exist and how clips are cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from actcli.data.annotate import find_class_root, load_classes, load_table, with_label_ids
+from actcli.data.datasets import VideoClipDataset, check_videos_exist
+from actcli.data.registry import dataset_info, resolve_root
+from actcli.data.transforms import eval_transform, train_transform
+from actcli.data.video import ClipSpec
+from actcli.errors import UserError
+from actcli.models.zoo import get_entry
+from actcli.settings import Settings
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A dataset on disk: its videos' root, its split CSVs and its classes (id order)."""
+
+    dataset: str
+    root: Path
+    annotations_dir: Path
+    classes: list[str]
+
+
+def annotations_dir(settings: Settings) -> Path:
+    """``data.annotations_dir`` if set, else ``<paths.annotations>/<dataset>``."""
+    return settings.data.annotations_dir or settings.paths.annotations / settings.data.dataset
+
+
+def data_source(settings: Settings) -> DataSource:
+    """Resolve root (given or remembered by ``download``) and read ``labels.csv``."""
+    name = dataset_info(settings.data.dataset).name
+    root = find_class_root(resolve_root(settings.paths.outputs, name, settings.data.root))
+    folder = annotations_dir(settings)
+    classes = load_classes(folder / "labels.csv")
+    return DataSource(name, root, folder, classes)
+
+
+def clip_spec(settings: Settings, model_name: str | None = None) -> ClipSpec:
+    """The model's native clip spec with any ``data.frames/stride/crop`` override applied."""
+    native = get_entry(model_name or settings.model.name).clip
+    data = settings.data
+    return ClipSpec(data.frames or native.frames, data.stride or native.stride, data.crop or native.crop)
+
+
+def split_table(source: DataSource, split: str) -> pd.DataFrame:
+    """Rows of ``<split>.csv`` with label ids from ``labels.csv``; every video must exist."""
+    path = source.annotations_dir / f"{split}.csv"
+    table = load_table(path)
+    unknown = sorted(set(table["label"]) - set(source.classes))
+    if unknown:
+        raise UserError(
+            f"{path} has label {unknown[0]!r} missing from labels.csv; re-run `actcli annotate`"
+        )
+    table = with_label_ids(table, source.classes)
+    check_videos_exist(source.root, table, path)
+    return table
+
+
+def hflip_enabled(settings: Settings) -> bool:
+    """``data.hflip`` if set, else whether the dataset's labels survive a mirror image."""
+    if settings.data.hflip is not None:
+        return settings.data.hflip
+    return dataset_info(settings.data.dataset).flip_safe
+
+
+def clip_dataset(
+    source: DataSource, split: str, spec: ClipSpec, training: bool, hflip: bool = False
+) -> VideoClipDataset:
+    """A dataset of ``split``: random clips and augmentation when ``training``, else centred."""
+    transform = train_transform(spec.crop, hflip) if training else eval_transform(spec.crop)
+    return VideoClipDataset(source.root, split_table(source, split), spec, transform, training)
+
+
+def check_classes(weights: Path, trained: list[str], dataset: list[str]) -> None:
+    """Weights must predict exactly the dataset's classes, in the same order."""
+    if list(trained) != list(dataset):
+        raise UserError(
+            f"{weights} was trained for {len(trained)} classes but the dataset has "
+            f"{len(dataset)} ({', '.join(dataset[:3])}, ...); pass weights trained on this dataset "
+            "or the matching --dataset"
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; an unavailable choice is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda requested but no CUDA GPU is visible; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps requested but MPS is not available; use --device cpu")
+    return torch.device(name)
+
+
+def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move ``model``; on CPU also use channels-last-3d memory, ~2.3x faster for X3D there."""
+    model = model.to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last_3d)
+    return model
+
+
+def clips_to_device(clips: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``float [B, C, T, H, W]`` on ``device`` in the memory format :func:`to_device` chose."""
+    clips = clips.to(device, non_blocking=True)
+    if device.type == "cpu":
+        clips = clips.contiguous(memory_format=torch.channels_last_3d)
+    return clips

@@ -1,0 +1,190 @@
+"""The one JSON report schema every measuring command writes (see docs/reports.md).
+
+A report is ``{command, created, environment, config, metrics, artifacts}``. ``metrics`` is
+validated against the model of its command (:data:`METRICS`), so a test report always has
+``top1`` .. ``per_class`` and a benchmark report always has its latency percentiles.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torchvision
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+import actcli
+from actcli.fileio import write_text
+
+Fraction = Field(ge=0.0, le=1.0)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Environment(_Strict):
+    """Where a measurement was taken."""
+
+    actcli: str
+    python: str
+    platform: str
+    torch: str
+    torchvision: str
+    device: str
+    device_name: str
+    threads: int = Field(description="torch intra-op CPU threads")
+    cpu_count: int | None
+
+
+class ClassMetrics(_Strict):
+    precision: float = Fraction
+    recall: float = Fraction
+    f1: float = Fraction
+    support: int
+
+
+class TestMetrics(_Strict):
+    """Classification quality on one split; fractions in [0, 1]."""
+
+    __test__ = False
+
+    split: str
+    clips: int
+    skipped_clips: int
+    top1: float = Fraction
+    top5: float = Fraction
+    mean_class_accuracy: float = Fraction
+    f1_macro: float = Fraction
+    f1_weighted: float = Fraction
+    loss: float
+    per_class: dict[str, ClassMetrics]
+
+
+class Percentiles(_Strict):
+    p50: float
+    p95: float
+    mean: float
+
+
+class BenchmarkMetrics(_Strict):
+    """Latency per sample in milliseconds (batch time / batch size) and throughput."""
+
+    batch_size: int
+    runs: int
+    warmup: int
+    model_ms_per_sample: Percentiles
+    end_to_end_ms_per_sample: Percentiles
+    throughput_clips_per_s: float = Field(description="End to end, from the mean batch time.")
+    model_throughput_clips_per_s: float
+
+
+class EpochRecord(_Strict):
+    epoch: int
+    train_loss: float
+    train_accuracy: float = Fraction
+    val_loss: float
+    val_accuracy: float = Fraction
+    lr: float
+    seconds: float
+
+
+class TrainMetrics(_Strict):
+    epochs: int
+    best_epoch: int
+    best_val_accuracy: float = Fraction
+    skipped_clips: int
+    skipped_files: list[str]
+    seconds: float
+    history: list[EpochRecord]
+
+
+class PredictMetrics(_Strict):
+    video: str
+    top: list[dict[str, float | str]]
+
+
+class AnnotateMetrics(_Strict):
+    clips: int
+    classes: int
+    groups: int
+    split_sizes: dict[str, int]
+    shared_groups: int
+    unreadable: int | None = None
+
+
+METRICS: dict[str, type[BaseModel]] = {
+    "train": TrainMetrics,
+    "test": TestMetrics,
+    "benchmark": BenchmarkMetrics,
+    "predict": PredictMetrics,
+    "annotate": AnnotateMetrics,
+}
+
+
+class Report(_Strict):
+    """A command's measurement, as written to JSON."""
+
+    command: Literal["train", "test", "benchmark", "predict", "annotate"]
+    created: datetime
+    environment: Environment
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    artifacts: dict[str, str] = Field(default_factory=dict, description="Name -> file path.")
+
+    @model_validator(mode="after")
+    def _metrics_match_command(self) -> Report:
+        METRICS[self.command].model_validate(self.metrics)
+        return self
+
+
+def environment(device: torch.device) -> Environment:
+    """Describe the software and hardware a command ran on."""
+    name = platform.processor() or platform.machine()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    return Environment(
+        actcli=actcli.__version__,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        device=str(device),
+        device_name=name,
+        threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+    )
+
+
+def make_report(
+    command: str,
+    device: torch.device,
+    config: dict[str, Any],
+    metrics: BaseModel,
+    artifacts: dict[str, Path] | None = None,
+) -> Report:
+    """Build and validate a report (``created`` = now, UTC)."""
+    return Report(
+        command=command,
+        created=datetime.now(UTC),
+        environment=environment(device),
+        config=config,
+        metrics=metrics.model_dump(mode="json"),
+        artifacts={k: str(v) for k, v in (artifacts or {}).items()},
+    )
+
+
+def write_report(report: Report, path: Path) -> Path:
+    """Write ``report`` as indented JSON, atomically."""
+    write_text(path, report.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_report(path: Path) -> Report:
+    """Load and validate a report file."""
+    return Report.model_validate_json(path.read_text(encoding="utf-8"))
