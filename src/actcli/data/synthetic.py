@@ -123,8 +123,8 @@ def group_background(group: int, seed: int, width: int, height: int) -> np.ndarr
     """The scene of a group: ``uint8 [H, W, 3]`` smooth colour gradient plus stripes."""
     rng = np.random.default_rng([seed, 1_000_003, group])
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = rng.uniform(40, 200, size=3)
-    tilt = rng.uniform(-60, 60, size=3)
+    base = rng.uniform(20, 90, size=3)
+    tilt = rng.uniform(-20, 20, size=3)
     gradient = base + tilt * (xs / width)[..., None]
     theta = rng.uniform(0, math.pi)
     period = rng.uniform(12, 40)
@@ -146,8 +146,8 @@ def render_clip(motion: str, group: int, clip: int, spec: SyntheticSpec) -> np.n
     for _ in range(int(rng.integers(6, 10))):
         path = motion_path(motion, rng, spec.width, spec.height)
         shape = str(rng.choice(["ellipse", "rectangle", "triangle"]))
-        colour = rng.uniform(0, 255, size=3)
-        colour[rng.integers(3)] = 255 - background.mean()  # keep contrast with the scene
+        colour = rng.uniform(120, 255, size=3)
+        colour[rng.integers(3)] = 255  # brighter than the (dark) scene
         objects.append((path, shape, rng.uniform(1.8, 2.6), colour))
     noise = rng.normal(0, 3, size=(spec.frames, spec.height, spec.width, 1))
     ys, xs = np.mgrid[0 : spec.height, 0 : spec.width].astype(np.float32)
