@@ -18,9 +18,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/actcli download synthetic --dest $(DEMO_DATA)
 	$(BIN)/actcli annotate $(DEMO_FLAGS)
-	$(BIN)/actcli train $(DEMO_FLAGS) --experiment demo --frames 8 --stride 4 --crop 64 --epochs 6
-	$(BIN)/actcli test $(DEMO_FLAGS) --experiment demo
+	$(BIN)/actcli train $(DEMO_FLAGS) --experiment demo --model r3d_tiny --epochs 15 --lr 0.005 --dropout 0.2
 	$(BIN)/actcli benchmark --experiment demo --batch-size 2
+	$(BIN)/actcli test --experiment demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

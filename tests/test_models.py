@@ -16,6 +16,7 @@ SPEC = ClipSpec(4, 2, 32)
 def test_native_clip_specs():
     assert {n: str(e.clip) for n, e in MODELS.items()} == {
         "x3d_xs": "4x12@160", "x3d_s": "13x6@160", "x3d_m": "16x5@224", "x3d_l": "16x5@312",
+        "r3d_tiny": "8x4@64",
     }
 
 

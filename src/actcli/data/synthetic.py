@@ -15,7 +15,9 @@ Layout: ``DEST/<Class>/v_<Class>_gNN_cMM.avi`` (UCF50's), deterministic from the
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +46,7 @@ class SyntheticSpec:
 
     classes: int = 8
     groups: int = 10
-    clips_per_class: int = 30
+    clips_per_class: int = 40
     frames: int = 32
     width: int = 160
     height: int = 120
@@ -186,13 +188,31 @@ def plan(spec: SyntheticSpec) -> list[tuple[str, int, int]]:
     return items
 
 
-def generate(dest: Path, spec: SyntheticSpec, progress: Callable[[int], None] | None = None) -> int:
-    """Write the dataset under ``dest``; existing identical files are kept. Returns clip count."""
+def _write_clip(dest: Path, motion: str, group: int, clip: int, spec: SyntheticSpec) -> None:
+    write_video(dest / motion / clip_name(motion, group, clip), render_clip(motion, group, clip, spec))
+
+
+def generate(
+    dest: Path, spec: SyntheticSpec, progress: Callable[[int], None] | None = None, workers: int | None = None
+) -> int:
+    """Write the dataset under ``dest`` with ``workers`` processes (default: all CPUs).
+
+    Files already present are kept, so an interrupted run resumes. Returns the clip count.
+    """
     items = plan(spec)
-    for motion, group, clip in items:
-        target = dest / motion / clip_name(motion, group, clip)
-        if not target.exists():
-            write_video(target, render_clip(motion, group, clip, spec))
-        if progress is not None:
-            progress(1)
+    todo = [item for item in items if not (dest / item[0] / clip_name(*item)).exists()]
+    if progress is not None:
+        progress(len(items) - len(todo))
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    if workers <= 1:
+        for item in todo:
+            _write_clip(dest, *item, spec)
+            if progress is not None:
+                progress(1)
+        return len(items)
+    with ProcessPoolExecutor(workers) as pool:
+        for future in as_completed([pool.submit(_write_clip, dest, *item, spec) for item in todo]):
+            future.result()
+            if progress is not None:
+                progress(1)
     return len(items)
