@@ -75,7 +75,7 @@ def download(
     dest: Annotated[Path | None, typer.Option(help="Where to extract or generate. [default: data/<dataset>]")] = None,
     classes: Annotated[int, typer.Option(help="synthetic: number of classes (2-8).")] = 8,
     clips_per_class: Annotated[int, typer.Option(help="synthetic: videos per class.")] = 40,
-    groups: Annotated[int, typer.Option(help="synthetic: groups (scenes) per class.")] = 10,
+    groups: Annotated[int, typer.Option(help="synthetic: groups (scenes) per class.")] = 20,
     seed: Annotated[int, typer.Option(help="synthetic: random seed; same seed, same videos.")] = 0,
     config: ConfigOpt = None,
 ) -> None:

@@ -170,7 +170,8 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     per_class = [[n, f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.f1:.3f}", m.support]
                  for n, m in metrics.per_class.items()]
     ui.console.print(ui.table("per class", ["class", "precision", "recall", "F1", "clips"], per_class))
-    ui.console.print(ui.table(f"{weights} on {source.dataset} {split}", ["metric", "value"], summary))
+    ui.console.print(ui.table(f"{checkpoint['model']} on {source.dataset} {split}", ["metric", "value"], summary))
+    ui.console.print(f"weights: {weights}")
     ui.console.print(f"report: {report_path}")
     return report_path
 
@@ -250,7 +251,7 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
     result = PredictMetrics(video=str(video), top=[
         {"class": classes[i], "probability": float(p)} for p, i in zip(top.values, top.indices, strict=True)])
     rows = [[r["class"], f"{r['probability']:.3f}"] for r in result.top]
-    ui.console.print(ui.table(f"{video.name} ({checkpoint['model']}, {weights})", ["class", "probability"], rows))
+    ui.console.print(ui.table(f"{video.name} ({checkpoint['model']})", ["class", "probability"], rows))
     if report_file is not None:
         config = {**settings.model_dump(mode="json"), "weights": str(weights)}
         write_report(make_report("predict", device, config, result), report_file)

@@ -45,7 +45,7 @@ class SyntheticSpec:
     """Size of the generated dataset. Defaults train to >90% in a few CPU minutes."""
 
     classes: int = 8
-    groups: int = 10
+    groups: int = 20
     clips_per_class: int = 40
     frames: int = 32
     width: int = 160

@@ -112,7 +112,9 @@ def kinetics_weights_path(model_name: str) -> Path:
     """The cached Kinetics-400 checkpoint of a zoo model, downloaded once (torch hub cache)."""
     entry = get_entry(model_name)
     if entry.weights_url is None:
-        raise UserError(f"{model_name} has no published Kinetics-400 weights; train it from scratch or pass --weights PATH")
+        raise UserError(
+            f"{model_name} has no published Kinetics-400 weights; train it from scratch or pass --weights PATH"
+        )
     cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.weights_url).name
     if cache.is_file():
         return cache
