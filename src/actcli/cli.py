@@ -31,18 +31,18 @@ config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (sections as in `actcli config show`).")]
-DatasetOpt = Annotated[str | None, typer.Option(help=f"Dataset: {', '.join(DATASETS)}. [default: ucf50]")]
-RootOpt = Annotated[Path | None, typer.Option(help="Folder with the class folders. [default: where `download` put it]")]
-AnnotationsOpt = Annotated[Path | None, typer.Option("--annotations", help="Folder with labels.csv and the split CSVs. [default: annotations/<dataset>]")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help=f"Model: {', '.join(MODELS)}. [default: x3d_xs]")]
-FramesOpt = Annotated[int | None, typer.Option(help="Frames per clip. [default: the model's]")]
-StrideOpt = Annotated[int | None, typer.Option(help="Take every N-th frame. [default: the model's]")]
-CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. [default: the model's]")]
-WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. [default: 2]")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. [default: auto]")]
-ExperimentOpt = Annotated[str | None, typer.Option(help="Experiment name (run folder outputs/runs/<name>/). [default: default]")]
-CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint. [default: best.pt of the latest run]")]
-ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the JSON report. [default: in the run folder]")]
+DatasetOpt = Annotated[str | None, typer.Option(help=f"Dataset: {', '.join(DATASETS)}. (default: ucf50)")]
+RootOpt = Annotated[Path | None, typer.Option(help="Folder with the class folders. (default: where `download` put it)")]
+AnnotationsOpt = Annotated[Path | None, typer.Option("--annotations", help="Folder with labels.csv and the split CSVs. (default: annotations/<dataset>)")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help=f"Model: {', '.join(MODELS)}. (default: x3d_xs)")]
+FramesOpt = Annotated[int | None, typer.Option(help="Frames per clip. (default: the model's)")]
+StrideOpt = Annotated[int | None, typer.Option(help="Take every N-th frame. (default: the model's)")]
+CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. (default: the model's)")]
+WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. (default: 2)")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. (default: auto)")]
+ExperimentOpt = Annotated[str | None, typer.Option(help="Experiment name (run folder outputs/runs/<name>/). (default: default)")]
+CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint. (default: best.pt of the latest run)")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the JSON report. (default: in the run folder)")]
 
 
 def _settings(config: Path | None, **flat: Any) -> tuple[Settings, dict[str, str]]:
@@ -72,7 +72,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def download(
     dataset: Annotated[str, typer.Argument(help=f"Dataset: {', '.join(DATASETS)}.")],
     source: Annotated[Path | None, typer.Option("--from", help="A downloaded .zip (extracted safely) or a dataset folder.")] = None,
-    dest: Annotated[Path | None, typer.Option(help="Where to extract or generate. [default: data/<dataset>]")] = None,
+    dest: Annotated[Path | None, typer.Option(help="Where to extract or generate. (default: data/<dataset>)")] = None,
     classes: Annotated[int, typer.Option(help="synthetic: number of classes (2-8).")] = 8,
     clips_per_class: Annotated[int, typer.Option(help="synthetic: videos per class.")] = 40,
     groups: Annotated[int, typer.Option(help="synthetic: groups (scenes) per class.")] = 20,
@@ -107,7 +107,7 @@ def annotate(
     by: Annotated[Literal["group", "clip"], typer.Option(help="group: no group in two splits; clip: the leaky random split.")] = "group",
     folds: Annotated[int | None, typer.Option(help="Also write K group folds (25 on UCF50 = leave-one-group-out).")] = None,
     probe: Annotated[bool, typer.Option("--probe", help="Open every video: record frames/fps/duration, leave out unreadable ones.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Output folder. [default: annotations/<dataset>]")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder. (default: annotations/<dataset>)")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split search.")] = 0,
     config: ConfigOpt = None,
 ) -> None:
@@ -125,20 +125,20 @@ def train(
     root: RootOpt = None,
     annotations: AnnotationsOpt = None,
     model: ModelOpt = None,
-    weights: Annotated[str | None, typer.Option(help="Starting weights: 'kinetics' (downloaded once) or a checkpoint file. [default: random init]")] = None,
-    freeze: Annotated[str | None, typer.Option(help="none or backbone (backbone kept in eval mode). [default: none]")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier. [default: 0.5]")] = None,
+    weights: Annotated[str | None, typer.Option(help="Starting weights: 'kinetics' (downloaded once) or a checkpoint file. (default: random init)")] = None,
+    freeze: Annotated[str | None, typer.Option(help="none or backbone (backbone kept in eval mode). (default: none)")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier. (default: 0.5)")] = None,
     frames: FramesOpt = None,
     stride: StrideOpt = None,
     crop: CropOpt = None,
-    hflip: Annotated[bool | None, typer.Option("--hflip/--no-hflip", help="Random horizontal flips. [default: on, off for synthetic]")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd. [default: adamw]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate. [default: 0.001]")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay. [default: 5e-05]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs. [default: 10]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. [default: 8]")] = None,
+    hflip: Annotated[bool | None, typer.Option("--hflip/--no-hflip", help="Random horizontal flips. (default: on, off for synthetic)")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd. (default: adamw)")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate. (default: 0.001)")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay. (default: 5e-05)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs. (default: 10)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     workers: WorkersOpt = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed. [default: 0]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed. (default: 0)")] = None,
     device: DeviceOpt = None,
     experiment: ExperimentOpt = None,
     config: ConfigOpt = None,
@@ -161,12 +161,12 @@ def train(
 @handle_errors
 def test(
     weights: CheckpointOpt = None,
-    split: Annotated[str | None, typer.Option(help="train, val or test. [default: test]")] = None,
+    split: Annotated[str | None, typer.Option(help="train, val or test. (default: test)")] = None,
     experiment: Annotated[str | None, typer.Option(help="Use the latest run of this experiment.")] = None,
     dataset: DatasetOpt = None,
     root: RootOpt = None,
     annotations: AnnotationsOpt = None,
-    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. [default: 8]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     workers: WorkersOpt = None,
     device: DeviceOpt = None,
     report: ReportOpt = None,
@@ -189,10 +189,10 @@ def benchmark(
     weights: CheckpointOpt = None,
     model: Annotated[str | None, typer.Option("--model", help="Benchmark a zoo model (random weights) instead of a checkpoint.")] = None,
     experiment: Annotated[str | None, typer.Option(help="Use the latest run of this experiment.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. [default: 2]")] = None,
-    warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs. [default: 3]")] = None,
-    runs: Annotated[int | None, typer.Option(help="Timed runs (p50/p95 over these). [default: 20]")] = None,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads. [default: torch's choice]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 2)")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs. (default: 3)")] = None,
+    runs: Annotated[int | None, typer.Option(help="Timed runs (p50/p95 over these). (default: 20)")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads. (default: torch's choice)")] = None,
     frames: FramesOpt = None,
     stride: StrideOpt = None,
     crop: CropOpt = None,
