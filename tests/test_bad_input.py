@@ -104,3 +104,26 @@ def test_offline_kaggle_download(cli, workdir, monkeypatch):
     line = cli.fails("download", "ucf50")
     assert "--from" in line
     assert no_temp_files(workdir)
+
+
+def test_probe_leaves_unreadable_videos_out_of_the_splits(cli, dataset_copy, workdir):
+    broken = dataset_copy / "MoveUp" / "v_MoveUp_g01_c01.avi"
+    broken.write_bytes(b"garbage")
+    out = cli("annotate", "--dataset", "synthetic", "--probe").output
+    assert "unreadable video" in out
+    table = pd.read_csv(workdir / "annotations" / "synthetic" / "annotations.csv")
+    row = table[table["path"] == "MoveUp/v_MoveUp_g01_c01.avi"].iloc[0]
+    assert not row["readable"] and row["split"] == "excluded"
+    assert (table[table["readable"]]["frames"] == 16).all()
+    folder = workdir / "annotations" / "synthetic"
+    splits = pd.concat(pd.read_csv(folder / f"{name}.csv") for name in ("train", "val", "test"))
+    assert "MoveUp/v_MoveUp_g01_c01.avi" not in set(splits["path"]) and len(splits) == 17
+
+
+def test_kinetics_weights_offline(cli, annotated, monkeypatch, workdir):
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.setenv("TORCH_HOME", str(workdir / "torch-home"))
+    line = cli.fails("train", "--dataset", "synthetic", "--weights", "kinetics", *TRAIN_FLAGS)
+    assert "--weights PATH" in line
+    assert no_temp_files(workdir)
