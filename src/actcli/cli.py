@@ -235,6 +235,33 @@ def predict(
     run(settings, video, weights, experiment, top_k, report)
 
 
+@app.command("models")
+@handle_errors
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every zoo model: parameters, GFLOPs per clip (counted), clip spec, cached weights."""
+    from actcli.commands.zoo import list_models
+
+    list_models(as_json)
+
+
+@app.command()
+@handle_errors
+def export(
+    weights: CheckpointOpt = None,
+    format: Annotated[str, typer.Option("--format", help="torchscript or onnx.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Output file. (default: next to the checkpoint, .ts or .onnx)")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Use the latest run of this experiment.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export a checkpoint to TorchScript or ONNX (classes and clip spec embedded)."""
+    from actcli.commands.export import export as run
+
+    settings, _ = _settings(config)
+    run(settings, weights, experiment, format, out)
+
+
 @config_app.command("show")
 @handle_errors
 def config_show(config: ConfigOpt = None) -> None:
