@@ -126,7 +126,7 @@ def train(
     annotations: AnnotationsOpt = None,
     model: ModelOpt = None,
     weights: Annotated[str | None, typer.Option(help="Starting weights: 'kinetics' (downloaded once) or a checkpoint file. (default: random init)")] = None,
-    freeze: Annotated[str | None, typer.Option(help="none or backbone (backbone kept in eval mode). (default: none)")] = None,
+    freeze: Annotated[str | None, typer.Option(help="none, backbone, bn (all BatchNorm) or until:<block> (backbone blocks up to <block>, by index or name); frozen parts stay in eval mode. (default: none)")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier. (default: 0.5)")] = None,
     frames: FramesOpt = None,
     stride: StrideOpt = None,
@@ -138,9 +138,22 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Epochs. (default: 10)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     workers: WorkersOpt = None,
+    warmup: Annotated[float | None, typer.Option(help="Fraction of steps with linear LR warm-up. (default: 0.1)")] = None,
+    schedule: Annotated[str | None, typer.Option(help="cosine or step. (default: cosine)")] = None,
+    step_every: Annotated[int | None, typer.Option(help="step schedule: epochs between LR drops. (default: 10)")] = None,
+    step_gamma: Annotated[float | None, typer.Option(help="step schedule: LR factor per drop. (default: 0.1)")] = None,
+    head_lr_mult: Annotated[float | None, typer.Option(help="LR multiplier for the new head. (default: 1)")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the loss. (default: 0)")] = None,
+    precision: Annotated[str | None, typer.Option(help="32, bf16 (CPU or GPU) or 16 (CUDA). (default: 32)")] = None,
+    accumulate: Annotated[int | None, typer.Option(help="Batches per optimizer step (gradient accumulation). (default: 1)")] = None,
+    clip_grad: Annotated[float | None, typer.Option(help="Clip the gradient norm to this value. (default: off)")] = None,
+    early_stop: Annotated[int | None, typer.Option(help="Stop after N epochs without improvement of --monitor. (default: off)")] = None,
+    monitor: Annotated[str | None, typer.Option(help="val_accuracy or val_loss: picks best.pt and early stopping. (default: val_accuracy)")] = None,
+    ema: Annotated[float | None, typer.Option(help="Keep an exponential moving average of the weights with this decay, e.g. 0.999; it is validated and saved. (default: off)")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed. (default: 0)")] = None,
     device: DeviceOpt = None,
     experiment: ExperimentOpt = None,
+    resume: Annotated[str | None, typer.Option(help="Continue an interrupted run: 'auto' (newest run of --experiment) or a last.pt / run folder. Its saved settings are used.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Train on the train split, validate every epoch, keep best.pt and last.pt."""
@@ -152,9 +165,13 @@ def train(
         data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip,
         train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
         train__epochs=epochs, train__batch_size=batch_size, data__workers=workers,
-        train__seed=seed, train__device=device, train__experiment=experiment,
+        train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
+        train__schedule=schedule, train__step_every=step_every, train__step_gamma=step_gamma,
+        train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
+        train__accumulate=accumulate, train__clip_grad=clip_grad, train__early_stop=early_stop,
+        train__monitor=monitor, train__ema=ema,
     )
-    run(settings)
+    run(settings, resume)
 
 
 @app.command()
@@ -167,6 +184,7 @@ def test(
     root: RootOpt = None,
     annotations: AnnotationsOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
+    views: Annotated[str | None, typer.Option(help="TxS: T clips spread over each video x S crops (1-3), softmax averaged per video; e.g. 10x3. (default: 1x1)")] = None,
     workers: WorkersOpt = None,
     device: DeviceOpt = None,
     report: ReportOpt = None,
@@ -177,7 +195,7 @@ def test(
 
     settings, sources = _settings(
         config, test__split=split, data__dataset=dataset, data__root=root,
-        data__annotations_dir=annotations, test__batch_size=batch_size, data__workers=workers,
+        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, data__workers=workers,
         train__device=device,
     )
     run(settings, sources, weights, experiment, report)

@@ -102,6 +102,8 @@ class TrainMetrics(_Strict):
     skipped_files: list[str]
     seconds: float
     history: list[EpochRecord]
+    stopped_early: bool = False
+    resumed: bool = False
 
 
 class PredictMetrics(_Strict):

@@ -65,8 +65,18 @@ class ModelSettings(_Section):
     weights: str | None = Field(
         None, description="'kinetics', a checkpoint path, or empty for random initialisation."
     )
-    freeze: Literal["none", "backbone"] = Field("none", description="Parts kept fixed in training.")
+    freeze: str = Field(
+        "none", description="Parts kept fixed: none, backbone, bn (all BatchNorm) or until:<block> "
+        "(backbone blocks up to and including <block>, by index or name)."
+    )
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout before the classifier.")
+
+    @field_validator("freeze")
+    @classmethod
+    def _freeze_mode(cls, value: str) -> str:
+        if value in {"none", "backbone", "bn"} or (value.startswith("until:") and len(value) > len("until:")):
+            return value
+        raise ValueError("must be none, backbone, bn or until:<block>")
 
 
 class TrainSettings(_Section):
@@ -79,6 +89,17 @@ class TrainSettings(_Section):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(5e-5, ge=0)
     warmup: float = Field(0.1, ge=0, lt=1, description="Fraction of steps with linear LR warm-up.")
+    schedule: Literal["cosine", "step"] = Field("cosine", description="LR after warm-up: cosine to 0, or steps.")
+    step_every: int = Field(10, ge=1, description="step schedule: epochs between LR drops.")
+    step_gamma: float = Field(0.1, gt=0, le=1, description="step schedule: LR factor at each drop.")
+    head_lr_mult: float = Field(1.0, gt=0, description="LR multiplier for the new classifier head.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    precision: Literal["32", "bf16", "16"] = Field("32", description="32, bf16 (CPU or GPU) or 16 (GPU).")
+    accumulate: int = Field(1, ge=1, description="Batches whose gradients are summed per optimizer step.")
+    clip_grad: float | None = Field(None, gt=0, description="Clip the gradient norm to this value.")
+    early_stop: int | None = Field(None, ge=1, description="Stop after this many epochs without improvement.")
+    monitor: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="Metric for best.pt and early stop.")
+    ema: float | None = Field(None, gt=0, lt=1, description="Decay of an exponential moving average of the weights.")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
@@ -97,6 +118,7 @@ class TestSettings(_Section):
 
     split: str = Field("test", description="Which split CSV to evaluate: train, val or test.")
     batch_size: int = Field(8, ge=1)
+    views: str = Field("1x1", pattern=r"^[1-9][0-9]*x[1-3]$", description="Temporal clips x spatial crops per video.")
 
 
 class BenchmarkSettings(_Section):

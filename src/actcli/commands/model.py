@@ -24,15 +24,18 @@ from actcli.engine.evaluate import (
     predict_loader,
     write_confusion_csv,
 )
-from actcli.engine.train import fit
+from actcli.engine.recipe import check_precision
+from actcli.engine.train import Trainer
 from actcli.errors import UserError
 from actcli.fileio import write_text
 from actcli.models.checkpoint import (
     clip_of,
+    load_file,
     load_initial_weights,
     model_from_checkpoint,
     save_checkpoint,
 )
+from actcli.models.freeze import apply_freeze
 from actcli.models.zoo import build_model
 from actcli.pipeline import (
     check_classes,
@@ -59,43 +62,73 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(settings: Settings) -> Path:
-    """Train a model; returns the run folder holding checkpoints, TensorBoard and the report."""
+def _resume_checkpoint(settings: Settings, resume: str) -> Path:
+    """``auto``: ``last.pt`` of the newest run of the experiment; else a file or run folder."""
+    if resume == "auto":
+        root = settings.paths.outputs / "runs" / settings.train.experiment
+        found = sorted(root.glob(f"*/{LAST.as_posix()}"))
+        if not found:
+            raise UserError(f"--resume auto found no run of experiment {settings.train.experiment!r} under {root}")
+        return found[-1]
+    path = Path(resume)
+    return path / LAST if path.is_dir() else path
+
+
+def train(settings: Settings, resume: str | None = None) -> Path:
+    """Train a model (or resume one); returns the run folder (checkpoints, TensorBoard, report)."""
     from torch.utils.tensorboard import SummaryWriter
 
+    resumed = None
+    if resume is not None:
+        last = _resume_checkpoint(settings, resume)
+        resumed = load_file(last)
+        if "training" not in resumed:
+            raise UserError(f"{last} holds no training state; resume from a last.pt written by `actcli train`")
+        settings = Settings.model_validate(resumed["settings"])
     seed_everything(settings.train.seed)
     source = data_source(settings)
     spec = clip_spec(settings)
     device = resolve_device(settings.train.device)
+    check_precision(settings.train.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
     train_set = clip_dataset(source, "train", spec, training=True, hflip=hflip_enabled(settings))
     val_set = clip_dataset(source, "val", spec, training=False)
     model = build_model(settings.model.name, spec, len(source.classes), settings.model.dropout)
     loaded = "random initialisation"
-    if settings.model.weights:
+    if settings.model.weights and resumed is None:
         loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes)
-    if settings.model.freeze == "backbone":
-        model.freeze_backbone()
+    frozen = apply_freeze(model, settings.model.freeze)
     model = to_device(model, device)
-    run_dir = new_run_dir(settings.paths.outputs, settings.train.experiment)
+    pin = device.type == "cuda"
+    loaders = [
+        make_loader(train_set, settings.train.batch_size, settings.data.workers, True, settings.train.seed, pin),
+        make_loader(val_set, settings.train.batch_size, settings.data.workers, False, pin_memory=pin),
+    ]
+    trainer = Trainer(model, *loaders, settings.train, device)
     config = settings.model_dump(mode="json")
-    write_text(run_dir / "config.toml", to_toml(config))
+    if resumed is not None:
+        trainer.load_state_dict(resumed["training"])
+        run_dir = last.parent.parent
+        loaded = f"resumed from {last} after epoch {trainer.state.epoch}"
+    else:
+        run_dir = new_run_dir(settings.paths.outputs, settings.train.experiment)
+        write_text(run_dir / "config.toml", to_toml(config))
     ui.console.print(
         f"training {settings.model.name} ({loaded}) on {source.dataset}: {len(train_set)} train / "
         f"{len(val_set)} val clips of {spec}, {len(source.classes)} classes, device {device}"
+        + (f", frozen: {', '.join(frozen)}" if frozen else "")
     )
 
-    def save(kind: str, epoch: int, extras: dict) -> None:
-        save_checkpoint(
-            run_dir / "checkpoints" / f"{kind}.pt", model, model_name=settings.model.name, clip=spec,
-            classes=source.classes, settings=config, **extras,
-        )
+    def save(kind: str, weights: dict, extras: dict) -> None:
+        save_checkpoint(run_dir / "checkpoints" / f"{kind}.pt", weights, model_name=settings.model.name,
+                        clip=spec, classes=source.classes, settings=config, **extras)
 
-    loaders = [
-        make_loader(train_set, settings.train.batch_size, settings.data.workers, True, settings.train.seed),
-        make_loader(val_set, settings.train.batch_size, settings.data.workers, False),
-    ]
-    with SummaryWriter(str(run_dir / "tensorboard")) as writer, ui.progress() as bars:
-        metrics = fit(model, *loaders, settings.train, device, writer, save, bars, ui.warn)
+    # purge_step drops curve points a killed run logged after its last checkpoint.
+    writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.state.step + 1 if resumed else None)
+    with writer, ui.progress() as bars:
+        metrics = trainer.fit(writer, save, settings.train.seed, bars, ui.warn)
+    metrics.resumed = resumed is not None
     artifacts = {"run": run_dir, "best": run_dir / BEST, "last": run_dir / LAST,
                  "tensorboard": run_dir / "tensorboard", "config": run_dir / "config.toml"}
     report = write_report(make_report("train", device, config, metrics, artifacts), run_dir / "report-train.json")

@@ -1,15 +1,17 @@
 """Clip datasets over annotation tables, and the loader that skips unreadable videos.
 
 A sample is ``{"clip": float [C, T, H, W], "label": int, "index": int}``. A video that cannot
-be decoded yields ``None``; :func:`collate_clips` drops it and reports its path, so one
+be decoded yields ``{"skipped": path}``; :func:`collate_clips` drops it and reports its path, so one
 corrupt file costs one sample (counted in the report), not the run.
 """
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -102,6 +104,13 @@ def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+def seed_worker(worker_id: int) -> None:
+    """Seed NumPy and Python in a DataLoader worker from its torch seed (set by the loader)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -110,7 +119,11 @@ def make_loader(
     seed: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader that streams clips with ``workers`` processes, reproducible from ``seed``."""
+    """A DataLoader that streams clips with ``workers`` processes, reproducible from ``seed``.
+
+    Workers are started afresh every epoch (not persistent) so that re-seeding the loader's
+    generator at an epoch start fixes the order and every worker's augmentation RNG.
+    """
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
@@ -121,6 +134,6 @@ def make_loader(
         collate_fn=collate_clips,
         generator=generator,
         pin_memory=pin_memory,
-        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker,
         drop_last=False,
     )

@@ -1,49 +1,65 @@
-"""The training loop: epochs of SGD/AdamW steps, validation, checkpoints, TensorBoard.
+"""The training loop: optimizer steps, validation, checkpoints, TensorBoard, resume.
 
-Loosely follows torchvision's ``references/video_classification/train.py``: one function
-per epoch, evaluation after each epoch, ``best.pt`` kept by validation accuracy (ties go
-to the lower validation loss) and ``last.pt`` rewritten every epoch.
+Loosely follows torchvision's ``references/video_classification/train.py``. Every epoch is
+reproducible on its own: the Python, NumPy and torch RNGs and the DataLoader's shuffling
+generator are re-seeded from ``(seed, epoch)`` at its start (workers are re-created each
+epoch and seeded from that generator). Resuming from ``last.pt`` therefore replays an
+interrupted epoch exactly, and a killed run resumed with ``--resume`` ends with the same
+weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import math
+import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.progress import Progress
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
 from actcli.engine.evaluate import predict_loader
+from actcli.engine.recipe import autocast, make_optimizer, make_scaler, make_scheduler
 from actcli.pipeline import clips_to_device
 from actcli.report import EpochRecord, TrainMetrics
 from actcli.settings import TrainSettings
 
-
-def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """SGD (momentum 0.9, Nesterov) or AdamW over the trainable parameters."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=settings.lr, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
-        )
-    return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+SaveFn = Callable[[str, dict[str, torch.Tensor], dict[str, Any]], None]
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int):
-    """Learning rate rising linearly for ``warmup_steps``, then cosine decay to 0 at the end."""
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of every RNG at the start of ``epoch`` (1-based)."""
+    return seed * 1_000_003 + epoch
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def seed_epoch(seed: int, epoch: int, loader: DataLoader) -> None:
+    """Re-seed Python, NumPy, torch and the loader's shuffling generator for ``epoch``."""
+    value = epoch_seed(seed, epoch)
+    random.seed(value)
+    np.random.seed(value % 2**32)
+    torch.manual_seed(value)
+    if loader.generator is not None:
+        loader.generator.manual_seed(value)
+
+
+@dataclass
+class TrainState:
+    """What resuming needs besides module and optimizer states."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps done
+    best: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -56,123 +72,187 @@ class EpochStats:
     skipped: list[str] = field(default_factory=list)
 
 
-def train_one_epoch(
-    model: torch.nn.Module,
-    loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    device: torch.device,
-    on_step: Callable[[float, int], None],
-) -> EpochStats:
-    """One pass over ``loader``; ``on_step(loss, clips)`` is called after every optimizer step."""
-    model.train()
-    total_loss, correct, seen, skipped = 0.0, 0, 0, []
-    for batch in loader:
-        skipped.extend(batch["skipped"])
-        if batch["clips"] is None:
-            continue
-        clips = clips_to_device(batch["clips"], device)
-        labels = batch["labels"].to(device)
-        logits = model(clips)
-        loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        n = len(labels)
-        total_loss += loss.item() * n
-        correct += int((logits.argmax(dim=1) == labels).sum())
-        seen += n
-        on_step(loss.item(), n)
-    return EpochStats(total_loss / max(1, seen), correct / max(1, seen), seen, skipped)
+class Trainer:
+    """Owns the model, optimizer, schedule, scaler and EMA of one training run."""
 
-
-def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device, progress: Progress | None) -> EpochStats:
-    """Loss and top-1 accuracy on a validation loader."""
-    out = predict_loader(model, loader, device, progress, description="validate")
-    if len(out.labels) == 0:
-        return EpochStats(skipped=out.skipped)
-    loss = float(F.cross_entropy(out.logits, out.labels))
-    accuracy = float((out.logits.argmax(dim=1) == out.labels).float().mean())
-    return EpochStats(loss, accuracy, len(out.labels), out.skipped)
-
-
-def fit(
-    model: torch.nn.Module,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
-    settings: TrainSettings,
-    device: torch.device,
-    writer: SummaryWriter,
-    save: Callable[[str, int, dict], None],
-    progress: Progress | None = None,
-    warn: Callable[[str], None] = print,
-) -> TrainMetrics:
-    """Train for ``settings.epochs`` epochs with validation after each.
-
-    ``save(kind, epoch, extras)`` writes checkpoint ``kind`` ("best" or "last").
-    TensorBoard scalars: ``train/loss_step`` per step; ``train/loss``, ``train/accuracy``,
-    ``val/loss``, ``val/accuracy`` and ``lr`` per epoch.
-    """
-    optimizer = make_optimizer(model, settings)
-    total_steps = settings.epochs * max(1, len(train_loader))
-    scheduler = warmup_cosine(optimizer, total_steps, max(1, round(settings.warmup * total_steps)))
-    epoch_task = progress.add_task("epochs", total=settings.epochs) if progress else None
-    history: list[EpochRecord] = []
-    skipped: list[str] = []
-    best: tuple[float, float] | None = None
-    best_epoch, step, started = 0, 0, time.perf_counter()
-
-    for epoch in range(1, settings.epochs + 1):
-        epoch_start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        batch_task = progress.add_task(f"epoch {epoch}", total=len(train_loader)) if progress else None
-
-        def on_step(loss: float, clips: int, batch_task=batch_task, epoch=epoch) -> None:
-            nonlocal step
-            step += 1
-            writer.add_scalar("train/loss_step", loss, step)
-            if progress is not None and batch_task is not None:
-                rate = clips / max(1e-9, time.perf_counter() - on_step.last)  # type: ignore[attr-defined]
-                progress.update(batch_task, advance=1, description=f"epoch {epoch} loss {loss:.3f} {rate:.1f} clips/s")
-            on_step.last = time.perf_counter()  # type: ignore[attr-defined]
-
-        on_step.last = time.perf_counter()  # type: ignore[attr-defined]
-        stats = train_one_epoch(model, train_loader, optimizer, scheduler, device, on_step)
-        val = validate(model, val_loader, device, progress)
-        for path in stats.skipped + val.skipped:
-            if path not in skipped:
-                warn(f"skipped unreadable video {path}")
-                skipped.append(path)
-        if progress is not None and batch_task is not None:
-            progress.remove_task(batch_task)
-        record = EpochRecord(
-            epoch=epoch, train_loss=stats.loss, train_accuracy=stats.accuracy, val_loss=val.loss,
-            val_accuracy=val.accuracy, lr=lr, seconds=time.perf_counter() - epoch_start,
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_loader: DataLoader,
+        val_loader: DataLoader,
+        settings: TrainSettings,
+        device: torch.device,
+    ) -> None:
+        self.model, self.train_loader, self.val_loader = model, train_loader, val_loader
+        self.settings, self.device = settings, device
+        self.steps_per_epoch = max(1, -(-len(train_loader) // settings.accumulate))
+        self.optimizer = make_optimizer(model, settings)
+        self.scheduler = make_scheduler(self.optimizer, settings, self.steps_per_epoch)
+        self.scaler = make_scaler(device, settings.precision)
+        self.ema = (
+            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema), use_buffers=True)
+            if settings.ema else None
         )
-        history.append(record)
-        for name, value in (
-            ("train/loss", stats.loss), ("train/accuracy", stats.accuracy),
-            ("val/loss", val.loss), ("val/accuracy", val.accuracy), ("lr", lr),
-        ):
-            writer.add_scalar(name, value, epoch)
-        writer.flush()
-        extras = {"epoch": epoch, "val_accuracy": val.accuracy, "val_loss": val.loss}
-        if best is None or (val.accuracy, -val.loss) > best:
-            best, best_epoch = (val.accuracy, -val.loss), epoch
-            save("best", epoch, extras)
-        save("last", epoch, extras)
-        if progress is not None and epoch_task is not None:
-            progress.update(
-                epoch_task, advance=1,
-                description=f"epochs (val acc {val.accuracy:.3f}, best {best[0]:.3f})",
-            )
-    return TrainMetrics(
-        epochs=settings.epochs,
-        best_epoch=best_epoch,
-        best_val_accuracy=best[0] if best else 0.0,
-        skipped_clips=len(skipped),
-        skipped_files=skipped,
-        seconds=time.perf_counter() - started,
-        history=history,
-    )
+        self.state = TrainState()
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated and saved: the EMA if enabled, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: modules, optimizer, schedule, scaler, RNGs, counters."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "state": asdict(self.state),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+                "python": list(random.getstate()[1]),
+            },
+        }
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (RNGs are re-seeded per epoch anyway, see module doc)."""
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.scheduler.load_state_dict(data["scheduler"])
+        self.scaler.load_state_dict(data["scaler"])
+        if self.ema is not None and data.get("ema") is not None:
+            self.ema.load_state_dict(data["ema"])
+        self.state = TrainState(**data["state"])
+        torch.set_rng_state(data["rng"]["torch"])
+
+    def _optimizer_step(self) -> None:
+        if self.settings.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def train_one_epoch(self, on_step: Callable[[float, int], None]) -> EpochStats:
+        """One pass over the training loader; ``on_step(loss, clips)`` after each optimizer step."""
+        settings, model = self.settings, self.model
+        model.train()
+        total_loss, correct, seen, skipped = 0.0, 0, 0, []
+        pending, pending_loss, pending_clips = 0, 0.0, 0
+        self.optimizer.zero_grad(set_to_none=True)
+        for index, batch in enumerate(self.train_loader):
+            skipped.extend(batch["skipped"])
+            last = index == len(self.train_loader) - 1
+            if batch["clips"] is not None:
+                clips = clips_to_device(batch["clips"], self.device)
+                labels = batch["labels"].to(self.device, non_blocking=True)
+                with autocast(self.device, settings.precision):
+                    logits = model(clips)
+                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
+                self.scaler.scale(loss / settings.accumulate).backward()
+                n = len(labels)
+                total_loss += loss.item() * n
+                correct += int((logits.argmax(dim=1) == labels).sum())
+                seen += n
+                pending += 1
+                pending_loss += loss.item() * n
+                pending_clips += n
+            if pending and (pending == settings.accumulate or last):
+                self._optimizer_step()
+                self.state.step += 1
+                on_step(pending_loss / pending_clips, pending_clips)
+                pending, pending_loss, pending_clips = 0, 0.0, 0
+        return EpochStats(total_loss / max(1, seen), correct / max(1, seen), seen, skipped)
+
+    def validate(self, progress: Progress | None) -> EpochStats:
+        """Loss and top-1 accuracy of :attr:`eval_model` on the validation loader."""
+        out = predict_loader(self.eval_model, self.val_loader, self.device, progress, description="validate")
+        if len(out.labels) == 0:
+            return EpochStats(skipped=out.skipped)
+        loss = float(F.cross_entropy(out.logits, out.labels))
+        accuracy = float((out.logits.argmax(dim=1) == out.labels).float().mean())
+        return EpochStats(loss, accuracy, len(out.labels), out.skipped)
+
+    def _improved(self, val: EpochStats) -> bool:
+        value = val.accuracy if self.settings.monitor == "val_accuracy" else -val.loss
+        if self.state.best is None or value > self.state.best:
+            self.state.best = value
+            return True
+        return False
+
+    def fit(
+        self,
+        writer: SummaryWriter,
+        save: SaveFn,
+        seed: int,
+        progress: Progress | None = None,
+        warn: Callable[[str], None] = print,
+    ) -> TrainMetrics:
+        """Train from :attr:`state` (epoch 0, or where a resumed run stopped) to the last epoch.
+
+        ``save(kind, weights, extras)`` writes checkpoint ``kind``: "best" (by
+        ``settings.monitor``) or "last" (with the full training state for ``--resume``).
+        TensorBoard: ``train/loss_step`` per optimizer step; ``train/loss``,
+        ``train/accuracy``, ``val/loss``, ``val/accuracy`` and ``lr`` per epoch.
+        """
+        settings, state = self.settings, self.state
+        epoch_task = progress.add_task("epochs", total=settings.epochs, completed=state.epoch) if progress else None
+        stopped_early = False
+        for epoch in range(state.epoch + 1, settings.epochs + 1):
+            started = time.perf_counter()
+            seed_epoch(seed, epoch, self.train_loader)
+            lr = self.optimizer.param_groups[0]["lr"]
+            batch_task = progress.add_task(f"epoch {epoch}", total=len(self.train_loader)) if progress else None
+            clock = [time.perf_counter()]
+
+            def on_step(loss: float, clips: int, batch_task=batch_task, epoch=epoch, clock=clock) -> None:
+                writer.add_scalar("train/loss_step", loss, state.step)
+                if progress is not None and batch_task is not None:
+                    rate = clips / max(1e-9, time.perf_counter() - clock[0])
+                    progress.update(batch_task, advance=settings.accumulate,
+                                    description=f"epoch {epoch} loss {loss:.3f} {rate:.1f} clips/s")
+                clock[0] = time.perf_counter()
+
+            stats = self.train_one_epoch(on_step)
+            val = self.validate(progress)
+            for path in stats.skipped + val.skipped:
+                if path not in state.skipped:
+                    warn(f"skipped unreadable video {path}")
+                    state.skipped.append(path)
+            if progress is not None and batch_task is not None:
+                progress.remove_task(batch_task)
+            record = EpochRecord(epoch=epoch, train_loss=stats.loss, train_accuracy=stats.accuracy,
+                                 val_loss=val.loss, val_accuracy=val.accuracy, lr=lr,
+                                 seconds=time.perf_counter() - started)
+            state.history.append(record.model_dump())
+            state.seconds += record.seconds
+            state.epoch = epoch
+            extras = {"epoch": epoch, "val_accuracy": val.accuracy, "val_loss": val.loss}
+            if self._improved(val):
+                state.best_epoch, state.bad_epochs = epoch, 0
+                save("best", self.eval_model.state_dict(), extras)
+            else:
+                state.bad_epochs += 1
+            stopped_early = bool(settings.early_stop and state.bad_epochs >= settings.early_stop)
+            save("last", self.eval_model.state_dict(), {**extras, "training": self.state_dict()})
+            for name, value in (("train/loss", stats.loss), ("train/accuracy", stats.accuracy),
+                                ("val/loss", val.loss), ("val/accuracy", val.accuracy), ("lr", lr)):
+                writer.add_scalar(name, value, epoch)
+            writer.flush()
+            if progress is not None and epoch_task is not None:
+                progress.update(epoch_task, advance=1, description=f"epochs (val acc {val.accuracy:.3f})")
+            if stopped_early:
+                warn(f"early stop: {settings.monitor} did not improve for {settings.early_stop} epochs")
+                break
+        best = next((r for r in state.history if r["epoch"] == state.best_epoch), None)
+        return TrainMetrics(
+            epochs=state.epoch, best_epoch=state.best_epoch,
+            best_val_accuracy=best["val_accuracy"] if best else 0.0,
+            skipped_clips=len(state.skipped), skipped_files=list(state.skipped), seconds=state.seconds,
+            history=[EpochRecord(**r) for r in state.history], stopped_early=stopped_early,
+        )

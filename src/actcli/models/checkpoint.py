@@ -28,7 +28,7 @@ FORMAT = "actcli/1"
 
 def save_checkpoint(
     path: Path,
-    model: ActionModel,
+    model: ActionModel | dict[str, torch.Tensor],
     *,
     model_name: str,
     clip: ClipSpec,
@@ -36,14 +36,17 @@ def save_checkpoint(
     settings: dict[str, Any],
     **extra: Any,
 ) -> None:
-    """Write an actcli checkpoint atomically (a crash mid-write keeps the previous file)."""
+    """Write an actcli checkpoint atomically (a crash mid-write keeps the previous file).
+
+    ``model`` is the model or its state dict (e.g. the EMA weights).
+    """
     payload = {
         "format": FORMAT,
         "model": model_name,
         "clip": asdict(clip),
         "classes": list(classes),
         "settings": settings,
-        "state_dict": model.state_dict(),
+        "state_dict": model if isinstance(model, dict) else model.state_dict(),
         **extra,
     }
     with atomic_path(path) as tmp:
