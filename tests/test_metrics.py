@@ -49,3 +49,14 @@ def test_report_schema_checks_metrics_of_its_command():
              "model_ms_per_sample": {"p50": 1.0, "p95": 2.0, "mean": 1.5},
              "end_to_end_ms_per_sample": {"p50": 1.0, "p95": 2.0, "mean": 1.5}}
     assert Report(**{**base, "command": "benchmark"}, metrics=bench).metrics["runs"] == 3
+
+
+def test_video_level_averages_view_probabilities():
+    # Two videos, three views each, two classes. Video 0 (label 0): views vote 0, 0, 1 with
+    # probabilities that average to class 0. Video 1 (label 1): every view says 0 weakly.
+    views = torch.tensor([[[2.0, 0.0], [2.0, 0.0], [0.0, 0.5]], [[0.2, 0.0], [0.1, 0.0], [0.3, 0.0]]])
+    video = views.softmax(-1).mean(1).log()
+    predictions = Predictions(video, torch.tensor([0, 1]), torch.arange(2), view_logits=views)
+    metrics, _ = classification_metrics(predictions, ["a", "b"], "test")
+    assert metrics.top1 == 0.5 and metrics.clip_top1 == pytest.approx(2 / 6)
+    assert metrics.views_per_video == 3

@@ -107,3 +107,17 @@ def test_benchmark_zoo_model_without_dataset(cli, workdir):
     report = read_report(workdir / "bench.json")
     assert report.config["videos"].startswith("generated")
     assert report.environment.threads >= 1
+
+
+def test_multi_view_test_reports_clip_and_video_accuracy(cli, annotated, workdir):
+    cli("train", "--dataset", "synthetic", "--epochs", "1", "--experiment", "views", *TRAIN_FLAGS)
+    cli("test", "--experiment", "views", "--views", "3x3", "--report", "views.json")
+    metrics = read_report(workdir / "views.json").metrics
+    assert metrics["views_per_video"] == 9
+    for key in ("top1", "clip_top1", "top5", "clip_top5"):
+        assert 0.0 <= metrics[key] <= 1.0
+    cli("test", "--experiment", "views", "--report", "single.json")
+    single = read_report(workdir / "single.json").metrics
+    assert single["views_per_video"] == 1 and single["top1"] == single["clip_top1"]
+    line = cli.fails("test", "--experiment", "views", "--views", "3x4")
+    assert "test.views" in line

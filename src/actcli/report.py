@@ -64,6 +64,9 @@ class TestMetrics(_Strict):
     f1_weighted: float = Fraction
     loss: float
     per_class: dict[str, ClassMetrics]
+    clip_top1: float = Fraction
+    clip_top5: float = Fraction
+    views_per_video: int = 1
 
 
 class Percentiles(_Strict):

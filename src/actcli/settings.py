@@ -98,7 +98,9 @@ class TrainSettings(_Section):
     accumulate: int = Field(1, ge=1, description="Batches whose gradients are summed per optimizer step.")
     clip_grad: float | None = Field(None, gt=0, description="Clip the gradient norm to this value.")
     early_stop: int | None = Field(None, ge=1, description="Stop after this many epochs without improvement.")
-    monitor: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="Metric for best.pt and early stop.")
+    monitor: Literal["val_accuracy", "val_loss"] = Field(
+        "val_accuracy", description="Metric for best.pt and early stop."
+    )
     ema: float | None = Field(None, gt=0, lt=1, description="Decay of an exponential moving average of the weights.")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

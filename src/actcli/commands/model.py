@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from actcli import console as ui
-from actcli.data.datasets import make_loader
+from actcli.data.datasets import MultiViewDataset, make_loader
 from actcli.data.synthetic import SyntheticSpec, clip_name, render_clip, write_video
 from actcli.data.transforms import eval_transform
 from actcli.data.video import centre_clip_start, clip_indices, read_clip, require_readable
@@ -176,7 +176,8 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     check_classes(weights, checkpoint["classes"], source.classes)
     split = settings.test.split
     spec = clip_of(checkpoint)
-    dataset = clip_dataset(source, split, spec, training=False)
+    temporal, spatial = (int(n) for n in settings.test.views.split("x"))
+    dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial)
     device = resolve_device(settings.train.device)
     model = to_device(model, device)
     loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
@@ -196,7 +197,9 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     report = make_report("test", device, config, metrics,
                          {"weights": weights, "confusion_csv": csv_path, "confusion_png": png_path})
     write_report(report, report_path)
-    summary = [["top-1", f"{metrics.top1:.3f}"], ["top-5", f"{metrics.top5:.3f}"],
+    summary = [["views per video", settings.test.views],
+               ["top-1 video (clip)", f"{metrics.top1:.3f} ({metrics.clip_top1:.3f})"],
+               ["top-5 video (clip)", f"{metrics.top5:.3f} ({metrics.clip_top5:.3f})"],
                ["mean class accuracy", f"{metrics.mean_class_accuracy:.3f}"],
                ["F1 macro", f"{metrics.f1_macro:.3f}"], ["F1 weighted", f"{metrics.f1_weighted:.3f}"],
                ["clips (skipped)", f"{metrics.clips} ({metrics.skipped_clips})"]]

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from actcli.data.transforms import VideoTransform
+from actcli.data.transforms import VideoTransform, spatial_views_transform
 from actcli.data.video import (
     ClipSpec,
     DecodeError,
@@ -87,8 +87,50 @@ class VideoClipDataset(Dataset):
         return {"clip": self.transform(frames), "label": self.labels[index], "index": index}
 
 
+def view_starts(num_frames: int, spec: ClipSpec, views: int) -> list[int]:
+    """Start frames of ``views`` clips spread evenly over the video (one view: centred)."""
+    if views == 1:
+        return [centre_clip_start(num_frames, spec.frames, spec.stride)]
+    slack = max(0, num_frames - clip_span(spec.frames, spec.stride))
+    return [round(i * slack / (views - 1)) for i in range(views)]
+
+
+class MultiViewDataset(Dataset):
+    """Every video as ``temporal x spatial`` clips: ``float [V, C, T, H, W]``, V = T_views x S_views.
+
+    The frames of all temporal views are decoded in one pass over the file.
+    """
+
+    def __init__(self, root: Path, table: pd.DataFrame, spec: ClipSpec, temporal: int, spatial: int) -> None:
+        self.root = root
+        self.paths = table["path"].tolist()
+        self.labels = table["label_id"].astype(int).tolist()
+        self.spec, self.temporal = spec, temporal
+        self.transform = spatial_views_transform(spec.crop, spatial)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        spec = self.spec
+
+        def choose(info: VideoInfo) -> list[int]:
+            return [i for start in view_starts(info.frames, spec, self.temporal)
+                    for i in clip_indices(info.frames, spec.frames, spec.stride, start)]
+
+        path = self.root / self.paths[index]
+        try:
+            frames, _ = read_clip(path, choose)
+        except DecodeError:
+            return {"skipped": str(path)}
+        clips = frames.reshape(self.temporal, spec.frames, *frames.shape[1:])
+        views = torch.cat([self.transform(clip) for clip in clips])  # [T_views * S_views, C, T, H, W]
+        return {"clip": views, "label": self.labels[index], "index": index}
+
+
 def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack good samples into ``clips [B, C, T, H, W]``, ``labels [B]``, ``indices [B]``.
+    """Stack good samples into ``clips [B, C, T, H, W]`` (``[B, V, C, T, H, W]`` for
+    multi-view samples), ``labels [B]``, ``indices [B]``.
 
     Unreadable samples are dropped and listed under ``skipped``; ``clips`` is None if none
     of the batch could be read.

@@ -46,3 +46,30 @@ def train_transform(crop: int, hflip: bool = True) -> VideoTransform:
 def eval_transform(crop: int) -> VideoTransform:
     """Short side resized to ``crop``, centre square crop: deterministic."""
     return _finish([v2.Resize(crop, antialias=True), v2.CenterCrop(crop)])
+
+
+def spatial_views_transform(crop: int, views: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Short side resized to ``crop``, then ``views`` square crops along the long side.
+
+    ``uint8 [T, C, H, W]`` -> ``float [views, C, T, crop, crop]``. One view is the centre
+    crop; three are the two ends and the centre (the usual 3-crop test), two are the ends.
+    """
+    resize = v2.Resize(crop, antialias=True)
+    finish = _finish([])
+
+    def apply(frames: torch.Tensor) -> torch.Tensor:
+        resized = resize(tv_tensors.Video(frames)).as_subclass(torch.Tensor)
+        height, width = resized.shape[-2:]
+        long_side = max(height, width)
+        if views == 1:
+            offsets = [(long_side - crop) // 2]
+        else:
+            offsets = [round(i * (long_side - crop) / (views - 1)) for i in range(views)]
+        crops = [
+            resized[..., o : o + crop, (width - crop) // 2 : (width - crop) // 2 + crop] if height > width
+            else resized[..., (height - crop) // 2 : (height - crop) // 2 + crop, o : o + crop]
+            for o in offsets
+        ]
+        return torch.stack([finish(c) for c in crops])
+
+    return apply

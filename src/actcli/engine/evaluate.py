@@ -24,12 +24,17 @@ from actcli.report import ClassMetrics, TestMetrics
 
 @dataclass
 class Predictions:
-    """Model outputs over a loader: ``logits float [N, K]``, ``labels long [N]``."""
+    """Model outputs over a loader: ``logits float [N, K]``, ``labels long [N]``.
+
+    For multi-view input ``logits`` are per video (log of the views' mean softmax) and
+    ``view_logits float [N, V, K]`` keeps every view.
+    """
 
     logits: torch.Tensor
     labels: torch.Tensor
     indices: torch.Tensor
     skipped: list[str] = field(default_factory=list)
+    view_logits: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -47,7 +52,12 @@ def predict_loader(
     for batch in loader:
         skipped.extend(batch["skipped"])
         if batch["clips"] is not None:
-            logits.append(model(clips_to_device(batch["clips"], device)).float().cpu())
+            clips = batch["clips"]
+            if clips.ndim == 6:  # [B, V, C, T, H, W]: run every view, keep them per video
+                out = model(clips_to_device(clips.flatten(0, 1), device)).float().cpu()
+                logits.append(out.reshape(clips.shape[0], clips.shape[1], -1))
+            else:
+                logits.append(model(clips_to_device(clips, device)).float().cpu())
             labels.append(batch["labels"])
             indices.append(batch["indices"])
         if progress is not None and task is not None:
@@ -57,7 +67,11 @@ def predict_loader(
     if not logits:
         return Predictions(torch.empty(0, 0), torch.empty(0, dtype=torch.long),
                            torch.empty(0, dtype=torch.long), skipped)
-    return Predictions(torch.cat(logits), torch.cat(labels), torch.cat(indices), skipped)
+    stacked = torch.cat(logits)
+    if stacked.ndim == 3:
+        video = stacked.softmax(dim=-1).mean(dim=1).clamp_min(1e-12).log()
+        return Predictions(video, torch.cat(labels), torch.cat(indices), skipped, view_logits=stacked)
+    return Predictions(stacked, torch.cat(labels), torch.cat(indices), skipped)
 
 
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -76,7 +90,11 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
 def classification_metrics(
     predictions: Predictions, classes: list[str], split: str
 ) -> tuple[TestMetrics, torch.Tensor]:
-    """Top-1/5, mean class accuracy, macro/weighted F1 and per-class P/R/F1, plus the confusion matrix."""
+    """Top-1/5, mean class accuracy, macro/weighted F1 and per-class P/R/F1, plus the confusion matrix.
+
+    With several views per video, these are video-level (views' softmax averaged) and
+    ``clip_top1``/``clip_top5`` score every view on its own.
+    """
     logits, labels = predictions.logits, predictions.labels
     if len(labels) == 0:
         raise ValueError("no readable clip to evaluate")
@@ -97,6 +115,12 @@ def classification_metrics(
         )
         for i, name in enumerate(classes)
     }
+    views = predictions.view_logits
+    if views is not None:  # clip level: every view judged on its own
+        clip_logits = views.flatten(0, 1)
+        clip_labels = labels.repeat_interleave(views.shape[1])
+    else:
+        clip_logits, clip_labels = logits, labels
     metrics = TestMetrics(
         split=split,
         clips=len(labels),
@@ -108,6 +132,9 @@ def classification_metrics(
         f1_weighted=float((f1 * support).sum() / support.sum()),
         loss=float(F.cross_entropy(logits, labels)),
         per_class=per_class,
+        clip_top1=topk_accuracy(clip_logits, clip_labels, 1),
+        clip_top5=topk_accuracy(clip_logits, clip_labels, 5),
+        views_per_video=views.shape[1] if views is not None else 1,
     )
     return metrics, cm.long()
 
