@@ -112,7 +112,7 @@ class ActionModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
-        self.backbone_frozen = False
+        self.keep_eval: list[nn.Module] = []  # frozen parts, see actcli.models.freeze
 
     @property
     def num_classes(self) -> int:
@@ -120,14 +120,14 @@ class ActionModel(nn.Module):
 
     def freeze_backbone(self) -> None:
         """Stop gradients into the backbone and keep it in eval mode from now on."""
-        self.backbone_frozen = True
         self.backbone.requires_grad_(False)
+        self.keep_eval = [self.backbone]
         self.backbone.eval()
 
     def train(self, mode: bool = True) -> ActionModel:
         super().train(mode)
-        if self.backbone_frozen:
-            self.backbone.eval()
+        for module in self.keep_eval:
+            module.eval()
         return self
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
