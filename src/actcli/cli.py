@@ -132,6 +132,7 @@ def train(
     stride: StrideOpt = None,
     crop: CropOpt = None,
     hflip: Annotated[bool | None, typer.Option("--hflip/--no-hflip", help="Random horizontal flips. (default: on, off for synthetic)")] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random clip position, scale, crop and flip; --no-augment with --freeze backbone trains the head on backbone features cached in outputs/cache/. (default: augment)")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adamw or sgd. (default: adamw)")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate. (default: 0.001)")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay. (default: 5e-05)")] = None,
@@ -162,7 +163,7 @@ def train(
     settings, _ = _settings(
         config, data__dataset=dataset, data__root=root, data__annotations_dir=annotations,
         model__name=model, model__weights=weights, model__freeze=freeze, model__dropout=dropout,
-        data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip,
+        data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip, data__augment=augment,
         train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
         train__epochs=epochs, train__batch_size=batch_size, data__workers=workers,
         train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,

@@ -116,8 +116,9 @@ def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def clips_to_device(clips: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``float [B, C, T, H, W]`` on ``device`` in the memory format :func:`to_device` chose."""
+    """``float [B, C, T, H, W]`` on ``device`` in the memory format :func:`to_device` chose
+    (other shapes, e.g. cached features ``[B, D]``, are only moved)."""
     clips = clips.to(device, non_blocking=True)
-    if device.type == "cpu":
+    if device.type == "cpu" and clips.ndim == 5:
         clips = clips.contiguous(memory_format=torch.channels_last_3d)
     return clips

@@ -56,6 +56,10 @@ class DataSettings(_Section):
         "labels depend on direction (synthetic)."
     )
     workers: int = Field(2, ge=0, description="DataLoader worker processes.")
+    augment: bool = Field(
+        True, description="Random clip position, scale, crop and flip in training; off: centred clips "
+        "(with model.freeze=backbone the head then trains on cached backbone features)."
+    )
 
 
 class ModelSettings(_Section):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from actcli import console as ui
+from actcli.data.cache import FeatureCache, FeatureDataset, cached_features, file_digest, model_key
 from actcli.data.datasets import MultiViewDataset, make_loader
 from actcli.data.synthetic import SyntheticSpec, clip_name, render_clip, write_video
 from actcli.data.transforms import eval_transform
@@ -30,6 +31,7 @@ from actcli.errors import UserError
 from actcli.fileio import write_text
 from actcli.models.checkpoint import (
     clip_of,
+    kinetics_weights_path,
     load_file,
     load_initial_weights,
     model_from_checkpoint,
@@ -92,12 +94,15 @@ def train(settings: Settings, resume: str | None = None) -> Path:
     check_precision(settings.train.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
-    train_set = clip_dataset(source, "train", spec, training=True, hflip=hflip_enabled(settings))
+    augment = settings.data.augment
+    train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings))
     val_set = clip_dataset(source, "val", spec, training=False)
     model = build_model(settings.model.name, spec, len(source.classes), settings.model.dropout)
     loaded = "random initialisation"
     if settings.model.weights and resumed is None:
         loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes)
+    if resumed is not None:
+        model.load_state_dict(resumed["state_dict"])  # the frozen backbone of a cached-feature run
     frozen = apply_freeze(model, settings.model.freeze)
     model = to_device(model, device)
     pin = device.type == "cuda"
@@ -105,7 +110,11 @@ def train(settings: Settings, resume: str | None = None) -> Path:
         make_loader(train_set, settings.train.batch_size, settings.data.workers, True, settings.train.seed, pin),
         make_loader(val_set, settings.train.batch_size, settings.data.workers, False, pin_memory=pin),
     ]
-    trainer = Trainer(model, *loaders, settings.train, device)
+    trained: torch.nn.Module = model
+    if settings.model.freeze == "backbone" and not augment:
+        loaders = _feature_loaders(settings, model, loaders, device)
+        trained = model.head
+    trainer = Trainer(trained, *loaders, settings.train, device)
     config = settings.model_dump(mode="json")
     if resumed is not None:
         trainer.load_state_dict(resumed["training"])
@@ -121,6 +130,8 @@ def train(settings: Settings, resume: str | None = None) -> Path:
     )
 
     def save(kind: str, weights: dict, extras: dict) -> None:
+        if trained is not model:  # head trained on cached features: store the whole model
+            weights = {**model.state_dict(), **{f"head.{k}": v for k, v in weights.items()}}
         save_checkpoint(run_dir / "checkpoints" / f"{kind}.pt", weights, model_name=settings.model.name,
                         clip=spec, classes=source.classes, settings=config, **extras)
 
@@ -140,6 +151,35 @@ def train(settings: Settings, resume: str | None = None) -> Path:
     ui.console.print(f"best val accuracy {metrics.best_val_accuracy:.3f} (epoch {metrics.best_epoch}); run: {run_dir}")
     ui.console.print(f"report: {report}")
     return run_dir
+
+
+def _weights_id(settings: Settings) -> str:
+    """What the frozen backbone's weights are, for the feature cache key."""
+    weights = settings.model.weights
+    if not weights:
+        return f"random-seed{settings.train.seed}"
+    path = kinetics_weights_path(settings.model.name) if weights == "kinetics" else Path(weights)
+    return file_digest(path)
+
+
+def _feature_loaders(settings: Settings, model, loaders: list, device: torch.device) -> list:
+    """Loaders of cached backbone features ``[B, D]`` for training only the head."""
+    key = model_key(settings.model.name, _weights_id(settings), clip_spec(settings))
+    cache = FeatureCache(settings.paths.outputs, key)
+    out = []
+    with ui.progress() as bars:
+        for loader, shuffle in zip(loaders, (True, False), strict=True):
+            dataset = loader.dataset
+            videos = [dataset.root / p for p in dataset.paths]
+            features, computed, skipped = cached_features(model.backbone, loader, videos, cache, device, bars)
+            for path in skipped:
+                ui.warn(f"skipped unreadable video {path}")
+            keep = [i for i, v in enumerate(videos) if str(v) not in set(skipped)]
+            cached = len(videos) - computed
+            ui.console.print(f"backbone features: {cached} cached, {computed} computed ({cache.folder})")
+            feature_set = FeatureDataset(features[keep], [dataset.labels[i] for i in keep])
+            out.append(make_loader(feature_set, settings.train.batch_size, 0, shuffle, settings.train.seed))
+    return out
 
 
 def _checkpoint_path(settings: Settings, weights: Path | None, experiment: str | None) -> Path:
