@@ -205,3 +205,22 @@ def test_loading_files_that_are_not_actcli_exports(exports, tmp_path: Path):
         torch.jit.save(torch.jit.trace(torch.nn.Identity(), torch.zeros(1)), str(tmp_path / "foreign.ts"))
     with pytest.raises(UserError, match="TorchScript file but not an actcli export"):
         load_exported(tmp_path / "foreign.ts")
+
+
+def test_predict_and_benchmark_take_exported_files(cli, annotated, workdir):
+    from conftest import TRAIN_FLAGS
+
+    cli("train", "--dataset", "synthetic", "--epochs", "1", "--experiment", "exp", "--model", "r3d_tiny", *TRAIN_FLAGS)
+    video = annotated / "MoveUp" / "v_MoveUp_g01_c01.avi"
+    for fmt, suffix in (("torchscript", ".ts"), ("onnx", ".onnx")):
+        out = workdir / f"model{suffix}"
+        cli("export", "--experiment", "exp", "--format", fmt, "--out", out)
+        cli("predict", video, "--weights", out, "--top-k", "2", "--report", workdir / f"p{suffix}.json")
+        cli("benchmark", "--weights", out, "--runs", "2", "--warmup", "1", "--report", workdir / f"b{suffix}.json")
+    from actcli.report import read_report
+
+    pt = read_report(workdir / "p.ts.json").metrics["top"]
+    onnx = read_report(workdir / "p.onnx.json").metrics["top"]
+    assert [r["class"] for r in pt] == [r["class"] for r in onnx]
+    assert abs(pt[0]["probability"] - onnx[0]["probability"]) < 1e-4
+    assert read_report(workdir / "b.onnx.json").metrics["model_ms_per_sample"]["p50"] > 0

@@ -41,7 +41,7 @@ CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. (defau
 WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. (default: 2)")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. (default: auto)")]
 ExperimentOpt = Annotated[str | None, typer.Option(help="Experiment name (run folder outputs/runs/<name>/). (default: default)")]
-CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint. (default: best.pt of the latest run)")]
+CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint (predict and benchmark also take an exported .ts / .onnx file). (default: best.pt of the latest run)")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the JSON report. (default: in the run folder)")]
 
 

@@ -37,6 +37,7 @@ from actcli.models.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from actcli.models.export import is_exported, load_exported
 from actcli.models.freeze import apply_freeze
 from actcli.models.zoo import build_model
 from actcli.pipeline import (
@@ -182,6 +183,23 @@ def _feature_loaders(settings: Settings, model, loaders: list, device: torch.dev
     return out
 
 
+def _load_model(weights: Path, device: torch.device, threads: int | None = None):
+    """A checkpoint or an exported file (TorchScript / ONNX) ready for inference.
+
+    Returns ``(model, clip spec, classes, model name, checkpoint dict or None, device)``;
+    ONNX files run on the CPU through ONNX Runtime, so ``device`` becomes CPU for them.
+    """
+    if is_exported(weights):
+        if weights.suffix == ".onnx" and device.type != "cpu":
+            ui.warn("ONNX exports run on the CPU (ONNX Runtime); using device cpu")
+            device = torch.device("cpu")
+        exported = load_exported(weights, device=device, threads=threads)
+        return exported, exported.clip, exported.classes, exported.model_name, None, device
+    model, checkpoint = model_from_checkpoint(weights)
+    model = to_device(model, device).eval()
+    return model, clip_of(checkpoint), checkpoint["classes"], checkpoint["model"], checkpoint, device
+
+
 def _checkpoint_path(settings: Settings, weights: Path | None, experiment: str | None) -> Path:
     return weights or latest_checkpoint(settings.paths.outputs, experiment)
 
@@ -278,12 +296,12 @@ def benchmark(settings: Settings, sources: dict[str, str], weights: Path | None,
     if model_given and weights is None:
         spec = clip_spec(settings)
         model, name, weights_used = build_model(settings.model.name, spec, 400), settings.model.name, None
+        model = to_device(model, device)
     else:
         weights_used = _checkpoint_path(settings, weights, experiment)
-        model, checkpoint = model_from_checkpoint(weights_used)
-        settings = _with_checkpoint_data(settings, sources, checkpoint)
-        spec, name = clip_of(checkpoint), checkpoint["model"]
-    model = to_device(model, device)
+        model, spec, _, name, checkpoint, device = _load_model(weights_used, device, settings.benchmark.threads)
+        if checkpoint is not None:
+            settings = _with_checkpoint_data(settings, sources, checkpoint)
     bench = settings.benchmark
     with tempfile.TemporaryDirectory() as tmp:
         videos, video_source = _benchmark_videos(settings, spec.crop, Path(tmp))
@@ -312,10 +330,7 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
     """The ``top_k`` classes for one video (one centred clip)."""
     require_readable(video)
     weights = _checkpoint_path(settings, weights, experiment)
-    model, checkpoint = model_from_checkpoint(weights)
-    spec, classes = clip_of(checkpoint), checkpoint["classes"]
-    device = resolve_device(settings.train.device)
-    model = to_device(model, device).eval()
+    model, spec, classes, name, _, device = _load_model(weights, resolve_device(settings.train.device))
 
     def choose(info):
         return clip_indices(info.frames, spec.frames, spec.stride,
@@ -327,7 +342,7 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
     result = PredictMetrics(video=str(video), top=[
         {"class": classes[i], "probability": float(p)} for p, i in zip(top.values, top.indices, strict=True)])
     rows = [[r["class"], f"{r['probability']:.3f}"] for r in result.top]
-    ui.console.print(ui.table(f"{video.name} ({checkpoint['model']})", ["class", "probability"], rows))
+    ui.console.print(ui.table(f"{video.name} ({name})", ["class", "probability"], rows))
     if report_file is not None:
         config = {**settings.model_dump(mode="json"), "weights": str(weights)}
         write_report(make_report("predict", device, config, result), report_file)
