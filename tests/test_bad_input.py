@@ -127,3 +127,11 @@ def test_kinetics_weights_offline(cli, annotated, monkeypatch, workdir):
     line = cli.fails("train", "--dataset", "synthetic", "--weights", "kinetics", *TRAIN_FLAGS)
     assert "--weights PATH" in line
     assert no_temp_files(workdir)
+
+
+def test_checkpoint_of_another_model_names_the_differing_keys(cli, annotated, workdir):
+    cli("train", "--dataset", "synthetic", "--epochs", "1", "--experiment", "tiny", "--model", "r3d_tiny", *TRAIN_FLAGS)
+    (run,) = (workdir / "outputs" / "runs" / "tiny").iterdir()
+    best = run / "checkpoints" / "best.pt"
+    line = cli.fails("train", "--dataset", "synthetic", "--model", "x3d_xs", "--weights", best, *TRAIN_FLAGS)
+    assert "do not fit this model" in line and ("key" in line or "shape" in line)
