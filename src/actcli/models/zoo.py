@@ -1,92 +1,85 @@
-"""The model zoo: name -> pytorchvideo builder, native clip spec and Kinetics-400 weights.
+"""The model zoo: name -> pytorchvideo network, native clip spec and Kinetics-400 weights.
 
 Every model is wrapped in :class:`ActionModel`: a pytorchvideo network with its classifier
-removed (``backbone``, clip -> pooled features) and a new ``head`` (dropout + linear) sized
-to the dataset. Adding a model is one :data:`MODELS` entry.
+removed (``backbone``, clip ``float [B, 3, T, H, W]`` -> pooled features ``[B, feature_dim]``)
+and a new ``head`` (dropout + linear) sized to the dataset. Every network takes ONE clip
+tensor; two-pathway networks (SlowFast) split it themselves
+(:class:`~actcli.models.builders.SlowFastNet`).
+
+Adding a model is one :data:`MODELS` entry: a name, a builder ``ClipSpec -> nn.Module``
+(usually a pytorchvideo hub function through one of :mod:`actcli.models.builders`), the
+clip spec it was published with and the URL of its Kinetics-400 checkpoint.
+:func:`strip_classifier` and :func:`classifier_prefix` know the heads of those networks.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+import re
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import torch
-from pytorchvideo.models.head import create_res_basic_head
-from pytorchvideo.models.net import Net
-from pytorchvideo.models.resnet import create_bottleneck_block, create_res_stage
-from pytorchvideo.models.stem import create_res_basic_stem
-from pytorchvideo.models.x3d import create_x3d
+from pytorchvideo.models import hub
+from pytorchvideo.models.accelerator.mobile_cpu.efficient_x3d import EfficientX3d
+from pytorchvideo.models.head import ResNetBasicHead, VisionTransformerBasicHead
 from torch import nn
 
 from actcli.data.video import ClipSpec
 from actcli.errors import UserError
+from actcli.models.builders import Builder, efficient, mvit, pooled, r3d_tiny, slowfast, x3d
 
 KINETICS_ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
-KINETICS_CLASSES = 400
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     """One zoo model.
 
-    ``build(spec)`` returns the pytorchvideo network for clips of ``spec`` with a
-    Kinetics-400 classifier, so published checkpoints load into it unchanged.
+    ``build(spec)`` returns the pytorchvideo network for clips of ``spec`` (``float
+    [B, 3, spec.frames, spec.crop, spec.crop]`` -> Kinetics-400 logits ``[B, 400]``), laid
+    out so published checkpoints load into it unchanged. ``clip`` is the spec the Kinetics
+    weights were trained with; ``weights_url`` is ``None`` for models without them.
     """
 
     name: str
-    build: Callable[[ClipSpec], nn.Module]
+    build: Builder
     clip: ClipSpec
     weights_url: str | None
 
-
-def _x3d(spec: ClipSpec, depth_factor: float) -> nn.Module:
-    return create_x3d(
-        input_clip_length=spec.frames,
-        input_crop_size=spec.crop,
-        model_num_class=KINETICS_CLASSES,
-        depth_factor=depth_factor,
-        head_activation=None,
-    )
+    @property
+    def weights_cache(self) -> Path | None:
+        """Where the Kinetics-400 checkpoint is (or would be) cached: the torch hub cache."""
+        if self.weights_url is None:
+            return None
+        return Path(torch.hub.get_dir()) / "checkpoints" / Path(self.weights_url).name
 
 
-def _r3d_tiny(spec: ClipSpec) -> nn.Module:
-    """A small 3D ResNet (full 3x3x3 convolutions, widths 16-128, ~0.4M parameters).
-
-    Not a published model: it exists so a laptop CPU can train a useful model from scratch
-    in minutes (demo, tests). Full 3D kernels pick up motion direction far sooner from
-    random initialisation than X3D's channel-wise temporal convolutions.
-    """
-    stages = []
-    dims = (16, 32, 64, 128)
-    for i, (dim_in, dim_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-        stages.append(
-            create_res_stage(
-                depth=1, dim_in=dim_in, dim_inner=dim_in, dim_out=dim_out,
-                bottleneck=create_bottleneck_block,
-                conv_a_kernel_size=(1, 1, 1), conv_a_stride=(1, 1, 1), conv_a_padding=(0, 0, 0),
-                conv_b_kernel_size=(3, 3, 3), conv_b_padding=(1, 1, 1),
-                conv_b_stride=(1 if i == 0 else 2, 2, 2),
-            )
-        )
-    stem = create_res_basic_stem(
-        in_channels=3, out_channels=dims[0], conv_kernel_size=(3, 5, 5), conv_padding=(1, 2, 2), pool=None
-    )
-    head = create_res_basic_head(
-        in_features=dims[-1], out_features=KINETICS_CLASSES, pool=nn.AdaptiveAvgPool3d, output_size=(1, 1, 1)
-    )
-    return Net(blocks=nn.ModuleList([stem, *stages, head]))
+def _k400(file_name: str) -> str:
+    return f"{KINETICS_ROOT}/{file_name}"
 
 
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
-        ModelEntry("x3d_xs", partial(_x3d, depth_factor=2.2), ClipSpec(4, 12, 160), f"{KINETICS_ROOT}/X3D_XS.pyth"),
-        ModelEntry("x3d_s", partial(_x3d, depth_factor=2.2), ClipSpec(13, 6, 160), f"{KINETICS_ROOT}/X3D_S.pyth"),
-        ModelEntry("x3d_m", partial(_x3d, depth_factor=2.2), ClipSpec(16, 5, 224), f"{KINETICS_ROOT}/X3D_M.pyth"),
-        ModelEntry("x3d_l", partial(_x3d, depth_factor=5.0), ClipSpec(16, 5, 312), f"{KINETICS_ROOT}/X3D_L.pyth"),
-        ModelEntry("r3d_tiny", _r3d_tiny, ClipSpec(8, 4, 64), None),
+        ModelEntry("x3d_xs", partial(x3d, depth_factor=2.2), ClipSpec(4, 12, 160), _k400("X3D_XS.pyth")),
+        ModelEntry("x3d_s", partial(x3d, depth_factor=2.2), ClipSpec(13, 6, 160), _k400("X3D_S.pyth")),
+        ModelEntry("x3d_m", partial(x3d, depth_factor=2.2), ClipSpec(16, 5, 224), _k400("X3D_M.pyth")),
+        ModelEntry("x3d_l", partial(x3d, depth_factor=5.0), ClipSpec(16, 5, 312), _k400("X3D_L.pyth")),
+        ModelEntry("efficient_x3d_xs", partial(efficient, hub.efficient_x3d_xs), ClipSpec(4, 12, 160),
+                   _k400("efficient_x3d_xs_original_form.pyth")),
+        ModelEntry("slow_r50", partial(pooled, hub.slow_r50), ClipSpec(8, 8, 224), _k400("SLOW_8x8_R50.pyth")),
+        ModelEntry("slowfast_r50", partial(slowfast, hub.slowfast_r50, alpha=4), ClipSpec(32, 2, 224),
+                   _k400("SLOWFAST_8x8_R50.pyth")),
+        ModelEntry("c2d_r50", partial(pooled, hub.c2d_r50), ClipSpec(8, 8, 224), _k400("C2D_8x8_R50.pyth")),
+        ModelEntry("i3d_r50", partial(pooled, hub.i3d_r50), ClipSpec(8, 8, 224), _k400("I3D_8x8_R50.pyth")),
+        ModelEntry("r2plus1d_r50", partial(pooled, hub.r2plus1d_r50), ClipSpec(16, 4, 224),
+                   _k400("R2PLUS1D_16x4_R50.pyth")),
+        ModelEntry("csn_r101", partial(pooled, hub.csn_r101), ClipSpec(32, 2, 224), _k400("CSN_32x2_R101.pyth")),
+        ModelEntry("mvit_base_16x4", partial(mvit, hub.mvit_base_16x4), ClipSpec(16, 4, 224),
+                   _k400("MVIT_B_16x4.pyth")),
+        ModelEntry("r3d_tiny", r3d_tiny, ClipSpec(8, 4, 64), None),
     )
 }
 
@@ -135,22 +128,55 @@ class ActionModel(nn.Module):
 
 
 def strip_classifier(network: nn.Module) -> tuple[nn.Module, int]:
-    """Remove a pytorchvideo network's dropout and final projection in place.
+    """Remove a zoo network's classifier (dropout, final projection, activation) in place.
 
-    Returns the network (now clip -> ``[B, feature_dim]``) and ``feature_dim``.
+    Handles every head in the zoo: pytorchvideo ``Net``s ending in a ``ResNetBasicHead``
+    (ResNet, X3D, SlowFast, CSN, R(2+1)D; the projection is ``blocks.<last>.proj``), MViT's
+    ``VisionTransformerBasicHead`` (``head.proj``) and ``EfficientX3d`` (``projection``).
+
+    Returns the network (now clip ``float [B, 3, T, H, W]`` -> features ``[B, feature_dim]``)
+    and ``feature_dim``.
     """
-    head = network.blocks[-1]
-    feature_dim = head.proj.in_features
-    head.proj = None
-    head.dropout = None
-    return network, feature_dim
+    if isinstance(network, EfficientX3d):
+        feature_dim = network.projection.model.in_features
+        network.projection = nn.Identity()  # features [B, 1, 1, 1, D] -> averaged/flattened to [B, D]
+        network.act = nn.Identity()
+        if hasattr(network, "dropout"):
+            del network.dropout
+        return network, feature_dim
+    blocks = getattr(network, "blocks", None)
+    head = blocks[-1] if isinstance(blocks, nn.ModuleList) and len(blocks) else None
+    if isinstance(head, ResNetBasicHead):
+        feature_dim = head.proj.in_features
+        head.proj = head.dropout = head.activation = None  # pooled [B, D, 1, 1, 1] -> output_pool -> [B, D]
+        return network, feature_dim
+    head = getattr(network, "head", None)
+    if isinstance(head, VisionTransformerBasicHead):
+        feature_dim = head.proj.in_features
+        head.proj = nn.Identity()  # the head always calls proj; cls token [B, D] passes through
+        head.dropout = head.activation = None
+        return network, feature_dim
+    raise TypeError(f"no known classifier head on {type(network).__name__}; teach strip_classifier about it")
+
+
+def classifier_prefix(state: dict[str, torch.Tensor]) -> str | None:
+    """Key prefix of the 400-way projection in a pytorchvideo Kinetics state dict.
+
+    ``projection.model.`` (EfficientX3d), ``head.proj.`` (MViT, whose transformer blocks
+    have ``blocks.<i>.proj`` layers of their own) or ``blocks.<last>.proj.`` (``Net``s).
+    """
+    if any(k.startswith("projection.model.") for k in state):
+        return "projection.model."
+    if "head.proj.weight" in state:
+        return "head.proj."
+    blocks = [int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))]
+    return f"blocks.{max(blocks)}.proj." if blocks else None
 
 
 def kinetics_state_without_classifier(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A pytorchvideo Kinetics state dict minus the 400-way projection, keyed for ``backbone``."""
-    head_prefix = "blocks."
-    drop = [k for k in state if k.startswith(head_prefix) and ".proj." in k]
-    return {k: v for k, v in state.items() if k not in drop}
+    prefix = classifier_prefix(state)
+    return {k: v for k, v in state.items() if prefix is None or not k.startswith(prefix)}
 
 
 def build_model(name: str, spec: ClipSpec, num_classes: int, dropout: float = 0.5) -> ActionModel:

@@ -1,0 +1,122 @@
+"""Every zoo model: a real training step on a small clip, published checkpoints, `actcli models`."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+import torch
+
+from actcli.data.video import ClipSpec
+from actcli.errors import UserError
+from actcli.models.checkpoint import load_initial_weights
+from actcli.models.zoo import MODELS, build_model, get_entry, strip_classifier
+from actcli.pipeline import clips_to_device, to_device
+
+CPU = torch.device("cpu")
+SMALL = ClipSpec(4, 2, 32)
+"""A clip every model accepts, small enough for a CPU training step in about a second."""
+SMALL_FOR = {"slowfast_r50": ClipSpec(8, 2, 32)}  # slow pathway: every 4th frame -> 2 frames
+BARE_STATE = {"efficient_x3d_xs"}  # published as a bare state dict, the others as {"model_state": ...}
+
+PUBLISHED_PARAMS_M = {  # the pytorchvideo model zoo table (Kinetics-400)
+    "x3d_xs": 3.79, "x3d_s": 3.79, "x3d_m": 3.79, "c2d_r50": 24.33, "i3d_r50": 28.04, "slow_r50": 32.45,
+    "slowfast_r50": 34.57, "csn_r101": 22.21, "r2plus1d_r50": 28.11, "mvit_base_16x4": 36.61,
+}
+HUB_URLS = {  # module of pytorchvideo.models.hub -> its table of checkpoint URLs
+    "x3d": "checkpoint_paths", "resnet": "checkpoint_paths", "slowfast": "checkpoint_paths",
+    "csn": "checkpoint_paths", "r2plus1d": "checkpoint_paths", "vision_transformers": "checkpoint_paths",
+    "efficient_x3d_mobile_cpu": "_checkpoint_paths",
+}
+
+
+def small(name: str) -> ClipSpec:
+    return SMALL_FOR.get(name, SMALL)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_one_training_step_on_a_small_clip(name):
+    torch.manual_seed(0)
+    spec = small(name)
+    model = to_device(build_model(name, spec, num_classes=3), CPU).train()
+    clips = clips_to_device(torch.randn(2, 3, spec.frames, spec.crop, spec.crop), CPU)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    logits = model(clips)
+    assert logits.shape == (2, 3)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
+    no_grad = [k for k, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"parameters outside the forward pass: {no_grad[:3]}"
+    optimizer.step()
+    changed = [k for k, p in model.named_parameters() if not torch.equal(p, before[k])]
+    assert "head.1.weight" in changed and any(k.startswith("backbone.") for k in changed)
+
+    model.eval()
+    with torch.no_grad():
+        assert model(clips).shape == (2, 3)
+        assert model.backbone(clips).shape == (2, model.head[-1].in_features)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_published_checkpoint_fills_the_backbone(name, tmp_path):
+    spec = small(name)
+    state = get_entry(name).build(spec).state_dict()  # the layout of the published Kinetics-400 file
+    path = tmp_path / "kinetics.pyth"
+    torch.save(state if name in BARE_STATE else {"model_state": state, "epoch": 196}, path)
+    model = build_model(name, spec, num_classes=3)
+    assert load_initial_weights(model, name, str(path), ["a", "b", "c"]).startswith("backbone from")
+    backbone = model.backbone.state_dict()
+    left_out = sorted(set(state) - set(backbone))
+    assert len(left_out) == 2 and left_out[0].endswith(".bias") and left_out[1].endswith(".weight")
+    assert state[left_out[1]].shape == (400, model.head[-1].in_features)  # only the 400-way projection
+    assert all(torch.equal(value, state[key]) for key, value in backbone.items())
+
+
+def test_kinetics_urls_are_pytorchvideos():
+    hub_urls = {}
+    for module, table in HUB_URLS.items():
+        hub_urls.update(getattr(importlib.import_module(f"pytorchvideo.models.hub.{module}"), table))
+    for name, entry in MODELS.items():
+        assert entry.weights_url == hub_urls.get(name), name
+    assert MODELS["r3d_tiny"].weights_url is None
+
+
+def test_slowfast_feeds_every_fourth_frame_to_the_slow_pathway():
+    model = build_model("slowfast_r50", ClipSpec(8, 2, 32), num_classes=2).eval()
+    seen = []
+    model.backbone.blocks[0].register_forward_pre_hook(lambda _module, args: seen.append(list(args[0])))
+    clips = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        model(clips)
+    slow, fast = seen[0]
+    assert torch.equal(slow, clips[:, :, ::4]) and torch.equal(fast, clips)
+
+
+def test_mvit_refuses_clips_it_cannot_cut_into_patches():
+    with pytest.raises(UserError, match="even number of frames"):
+        build_model("mvit_base_16x4", ClipSpec(5, 2, 32), num_classes=2)
+
+
+def test_strip_classifier_refuses_unknown_heads():
+    with pytest.raises(TypeError, match="no known classifier head"):
+        strip_classifier(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_models_lists_every_model_with_counted_cost(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "X3D_XS.pyth").write_bytes(b"cached")
+    rows = {row["name"]: row for row in json.loads(cli("models", "--json").stdout)}
+    assert list(rows) == list(MODELS)
+    for name, row in rows.items():
+        assert row["params"] > 0 and row["gflops"] > 0, name
+        assert row["clip"] == str(MODELS[name].clip)
+        assert row["kinetics_url"] == MODELS[name].weights_url
+        assert row["cached"] == (name == "x3d_xs")
+    for name, params_m in PUBLISHED_PARAMS_M.items():
+        assert rows[name]["params_m"] == pytest.approx(params_m, abs=0.006), name
+    # X3D-XS: 0.60 GFLOPs in the paper, which counts multiply-adds; FlopCounterMode counts 2 FLOPs per multiply-add
+    assert 1.0 < rows["x3d_xs"]["gflops"] < 1.4
+    assert rows["slowfast_r50"]["gflops"] > rows["slow_r50"]["gflops"] > rows["c2d_r50"]["gflops"]
