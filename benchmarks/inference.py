@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from actcli.models.export import ExportMetadata, export_onnx, load_exported
+from actcli.models.export import ExportMetadata, export_onnx
+from actcli.models.exported import load_exported
 from actcli.models.zoo import MODELS, build_model
 
 

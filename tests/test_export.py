@@ -20,9 +20,8 @@ from actcli.models.export import (
     EXPORT_FORMAT,
     ExportMetadata,
     export_onnx,
-    is_exported,
-    load_exported,
 )
+from actcli.models.exported import is_exported, load_exported, max_logit_difference
 from actcli.models.zoo import ActionModel, build_model
 
 SPEC = ClipSpec(4, 2, 32)
@@ -155,7 +154,7 @@ def test_legacy_exporter_and_fallback(tmp_path: Path, monkeypatch: pytest.Monkey
     metadata = ExportMetadata("r3d_tiny", SPEC, tuple(CLASSES))
     legacy = load_exported(export_onnx(model, example, tmp_path / "legacy.onnx", metadata, exporter="legacy"))
     assert "legacy" in legacy.metadata.exporter
-    assert export_module.max_logit_difference(model, legacy, batch=3) <= 1e-4
+    assert max_logit_difference(model, legacy, batch=3) <= 1e-4
 
     def broken(*_args):
         raise RuntimeError("dynamo cannot export this")

@@ -15,9 +15,8 @@ from actcli.models.export import (
     ExportMetadata,
     check_format,
     export_model,
-    load_exported,
-    max_logit_difference,
 )
+from actcli.models.exported import load_exported, max_logit_difference
 from actcli.runs import latest_checkpoint
 from actcli.settings import Settings
 

@@ -37,7 +37,7 @@ from actcli.models.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
-from actcli.models.export import is_exported, load_exported
+from actcli.models.exported import is_exported, load_exported
 from actcli.models.freeze import apply_freeze
 from actcli.models.zoo import build_model
 from actcli.pipeline import (

@@ -20,14 +20,12 @@ import copy
 import io
 import json
 import warnings
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -140,7 +138,7 @@ def _inference_copy(model: nn.Module) -> nn.Module:
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_warnings() -> Iterator[None]:
     """Hide torch's deprecation and tracer chatter; the export is verified numerically instead."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -162,7 +160,7 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, meta
     example = _check_example(example, metadata)
     net = _inference_copy(model)
     metadata = replace(metadata, exporter=f"torch.jit.trace (torch {torch.__version__.split('+')[0]})")
-    with _quiet(), torch.no_grad():
+    with quiet_warnings(), torch.no_grad():
         traced = torch.jit.trace(net, (example,), check_trace=False)
         with atomic_path(Path(path)) as tmp:
             torch.jit.save(traced, str(tmp), _extra_files={EXTRA_FILE: metadata.to_json()})
@@ -202,7 +200,7 @@ def export_onnx(
     example = _check_example(example, metadata)
     net = _inference_copy(model)
     version = torch.__version__.split("+")[0]
-    with _quiet(), torch.no_grad():
+    with quiet_warnings(), torch.no_grad():
         if exporter == "legacy":
             proto, used = _onnx_legacy(net, example), f"torch.onnx legacy TorchScript-based (torch {version})"
         else:
@@ -241,192 +239,3 @@ def check_format(fmt: str) -> ExportFormat:
     if name not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; use --format torchscript or --format onnx")
     return name  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------------------- reading
-
-
-class ExportedModel:
-    """An exported file, callable like the model: ``float [B, 3, T, H, W]`` -> logits ``[B, K]``.
-
-    ``classes``, ``clip``, ``model_name`` come from the embedded metadata; ``format`` is
-    ``torchscript`` or ``onnx``. Logits come back on the device of the input tensor.
-    """
-
-    def __init__(self, path: Path, fmt: ExportFormat, metadata: ExportMetadata,
-                 run: Callable[[torch.Tensor], torch.Tensor], module: torch.jit.ScriptModule | None = None) -> None:
-        self.path = path
-        self.format: ExportFormat = fmt
-        self.metadata = metadata
-        self._run = run
-        self._module = module
-        self.device = torch.device("cpu")
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.metadata.classes)
-
-    @property
-    def clip(self) -> ClipSpec:
-        return self.metadata.clip
-
-    @property
-    def model_name(self) -> str:
-        return self.metadata.model_name
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.metadata.classes)
-
-    def eval(self) -> ExportedModel:
-        """No-op (exports are always in inference mode); for drop-in use where a model is expected."""
-        return self
-
-    def to(self, device: torch.device | str) -> ExportedModel:
-        """Move a TorchScript export to ``device``; ONNX runs on the CPU only."""
-        device = torch.device(device)
-        if self.format == "onnx":
-            if device.type != "cpu":
-                raise UserError(f"ONNX exports run on the CPU (onnxruntime); use --device cpu for {self.path}")
-        elif self._module is not None:
-            with _quiet():
-                self._module.to(device)
-        self.device = device
-        return self
-
-    def __call__(self, clips: torch.Tensor) -> torch.Tensor:
-        clip = self.metadata.clip
-        expected = (3, clip.frames, clip.crop, clip.crop)
-        if clips.dim() != 5 or tuple(clips.shape[1:]) != expected:
-            raise ValueError(f"{self.path} takes clips [B, {', '.join(map(str, expected))}], "
-                             f"got {list(clips.shape)}")
-        return self._run(clips).to(clips.device)
-
-    def __repr__(self) -> str:
-        return (f"ExportedModel({self.model_name}, {self.format}, {len(self.metadata.classes)} classes, "
-                f"clip {self.clip}, {self.path})")
-
-
-def _zip_names(path: Path) -> list[str] | None:
-    if not zipfile.is_zipfile(path):
-        return None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return None
-
-
-def _has_actcli_extra(names: list[str]) -> bool:
-    return any(n == f"extra/{EXTRA_FILE}" or n.endswith(f"/extra/{EXTRA_FILE}") for n in names)
-
-
-def _load_torchscript(path: Path, names: list[str], device: torch.device | str) -> ExportedModel:
-    if not _has_actcli_extra(names):
-        if any("/code/" in n or n.startswith("code/") for n in names):
-            raise UserError(f"{path} is a TorchScript file but not an actcli export (no {EXTRA_FILE}); "
-                            "export it with `actcli export`")
-        raise UserError(f"{path} is a PyTorch checkpoint, not an exported model; use it as --weights of "
-                        f"`actcli export` to make a .ts or .onnx file")
-    extra = {EXTRA_FILE: ""}
-    try:
-        with _quiet():
-            module = torch.jit.load(str(path), map_location=torch.device(device), _extra_files=extra)
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable TorchScript file: {str(exc).splitlines()[0]}") from None
-    metadata = ExportMetadata.from_json(extra[EXTRA_FILE], path)
-    module.eval()
-
-    def run(clips: torch.Tensor) -> torch.Tensor:
-        target = next(iter(module.parameters()), torch.empty(0)).device
-        with torch.inference_mode():
-            return module(clips.to(target).float())
-
-    exported = ExportedModel(path, "torchscript", metadata, run, module)
-    exported.device = torch.device(device)
-    return exported
-
-
-def _load_onnx(path: Path, threads: int | None) -> ExportedModel:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{path} is neither a TorchScript nor an ONNX model ({reason[:200]})") from None
-    props = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in props:
-        raise UserError(f"{path} is an ONNX model but not an actcli export (no '{METADATA_KEY}' metadata); "
-                        "export it with `actcli export --format onnx`")
-    metadata = ExportMetadata.from_json(props[METADATA_KEY], path)
-    input_name = session.get_inputs()[0].name
-
-    def run(clips: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(clips.detach().to("cpu", torch.float32).numpy())
-        return torch.from_numpy(session.run(None, {input_name: array})[0])
-
-    return ExportedModel(path, "onnx", metadata, run)
-
-
-def load_exported(path: Path, device: torch.device | str = "cpu", threads: int | None = None) -> ExportedModel:
-    """Open an actcli TorchScript or ONNX export (the kind is read from the content, not the suffix).
-
-    ``device`` places a TorchScript export (ONNX always runs on the CPU); ``threads`` sets
-    onnxruntime's intra-op threads (TorchScript follows ``torch.set_num_threads``).
-    Missing, unreadable or foreign files raise a one-line :class:`UserError`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"exported model {path} not found; pass an existing .ts or .onnx file")
-    names = _zip_names(path)
-    if names is not None:
-        return _load_torchscript(path, names, device)
-    exported = _load_onnx(path, threads)
-    return exported.to(device)
-
-
-def is_exported(path: Path) -> bool:
-    """True for a path that should be opened with :func:`load_exported` instead of as a checkpoint.
-
-    A ``.ts`` or ``.onnx`` suffix is enough (even if the file is missing, so that
-    :func:`load_exported` reports it); otherwise the content decides: a TorchScript archive
-    with actcli metadata, or an ONNX model with actcli metadata.
-    """
-    path = Path(path)
-    if path.suffix.lower() in FORMATS.values():
-        return True
-    if not path.is_file():
-        return False
-    names = _zip_names(path)
-    if names is not None:
-        return _has_actcli_extra(names)
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(1) != b"\x08":  # an ONNX ModelProto starts with ir_version (field 1, varint)
-                return False
-        import onnx
-
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # not ONNX: protobuf decode errors, unreadable file
-        return False
-    return any(p.key == METADATA_KEY for p in model.metadata_props)
-
-
-@torch.inference_mode()
-def max_logit_difference(model: nn.Module, exported: ExportedModel, batch: int = 2, seed: int = 0) -> float:
-    """Max absolute logit difference between ``model`` (in eval mode) and ``exported`` on random clips."""
-    clip = exported.clip
-    generator = torch.Generator().manual_seed(seed)
-    clips = torch.randn(batch, 3, clip.frames, clip.crop, clip.crop, generator=generator)
-    training = model.training
-    try:
-        device = next(iter(model.parameters()), torch.empty(0)).device
-        reference = model.eval()(clips.to(device)).float().cpu()
-    finally:
-        model.train(training)
-    return float((reference - exported(clips).float().cpu()).abs().max())
