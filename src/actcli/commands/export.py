@@ -53,7 +53,14 @@ def export(settings: Settings, weights: Path | None, experiment: str | None, fmt
     with atomic_path(out) as staging:
         export_model(model, example, staging, metadata, fmt)
         exported = load_exported(staging)
-        difference = max_logit_difference(model, exported, batch=VERIFY_BATCH)
+        try:
+            difference = max_logit_difference(model, exported, batch=VERIFY_BATCH)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime and TorchScript raise their own types
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"the {fmt} export of {weights} fails on a batch of {VERIFY_BATCH} clips ({reason}); "
+                "nothing written; try the other --format"
+            ) from None
         if not difference <= TOLERANCE:  # also catches NaN
             raise UserError(
                 f"the {fmt} export of {weights} does not match PyTorch (max logit difference {difference:.2e} "
