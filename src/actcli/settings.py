@@ -65,7 +65,7 @@ class DataSettings(_Section):
 class ModelSettings(_Section):
     """Which network, which starting weights, what to train."""
 
-    name: str = Field("x3d_xs", description="Model name (see `actcli train --help`).")
+    name: str = Field("x3d_xs", description="Model name (see `actcli models`).")
     weights: str | None = Field(
         None, description="'kinetics', a checkpoint path, or empty for random initialisation."
     )

@@ -78,7 +78,7 @@ class VideoClipDataset(Dataset):
             start = centre_clip_start(info.frames, spec.frames, spec.stride)
         return clip_indices(info.frames, spec.frames, spec.stride, start)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.root / self.paths[index]
         try:
             frames, _ = read_clip(path, self.choose_indices)

@@ -180,12 +180,6 @@ def clip_span(frames: int, stride: int) -> int:
     return (frames - 1) * stride + 1
 
 
-def random_clip_start(num_frames: int, frames: int, stride: int, rng: np.random.Generator) -> int:
-    """A uniformly random start so the clip fits inside the video (0 if it cannot)."""
-    slack = num_frames - clip_span(frames, stride)
-    return int(rng.integers(0, slack + 1)) if slack > 0 else 0
-
-
 def centre_clip_start(num_frames: int, frames: int, stride: int) -> int:
     """The start that centres the clip in the video (0 if the video is shorter)."""
     return max(0, (num_frames - clip_span(frames, stride)) // 2)
