@@ -175,7 +175,8 @@ def _feature_loaders(settings: Settings, model, loaders: list, device: torch.dev
             features, computed, skipped = cached_features(model.backbone, loader, videos, cache, device, bars)
             for path in skipped:
                 ui.warn(f"skipped unreadable video {path}")
-            keep = [i for i, v in enumerate(videos) if str(v) not in set(skipped)]
+            unreadable = set(skipped)
+            keep = [i for i, v in enumerate(videos) if str(v) not in unreadable]
             cached = len(videos) - computed
             ui.console.print(f"backbone features: {cached} cached, {computed} computed ({cache.folder})")
             feature_set = FeatureDataset(features[keep], [dataset.labels[i] for i in keep])

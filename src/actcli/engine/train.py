@@ -155,12 +155,12 @@ class Trainer:
                     logits = model(clips)
                     loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
                 self.scaler.scale(loss / settings.accumulate).backward()
-                n = len(labels)
-                total_loss += loss.item() * n
+                n, value = len(labels), loss.item()  # one device sync per batch
+                total_loss += value * n
                 correct += int((logits.argmax(dim=1) == labels).sum())
                 seen += n
                 pending += 1
-                pending_loss += loss.item() * n
+                pending_loss += value * n
                 pending_clips += n
             if pending and (pending == settings.accumulate or last):
                 self._optimizer_step()
