@@ -6,9 +6,18 @@ STAMP := $(VENV)/.installed
 DEMO_DATA := data/synthetic
 DEMO_FLAGS := --dataset synthetic --root $(DEMO_DATA)
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install demo test lint clean-demo ffmpeg-libs
+
+# torchcodec (the faster decoder) needs FFmpeg's shared libraries; without them actcli decodes with PyAV.
+ffmpeg-libs:
+	@if ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so'; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null); \
+	else echo "note: FFmpeg's libraries not found (apt-get install ffmpeg); actcli will decode with PyAV"; fi
 
 $(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory ffmpeg-libs
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)

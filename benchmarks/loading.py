@@ -7,7 +7,8 @@ no workers, decoding only (no resize), interleaved so machine noise hits all ali
 * prototype: decode the whole video, pick the clip's frames;
 * pytorchvideo: ``LabeledVideoDataset`` with a random clip sampler and PyAV decoding (it
   decodes every frame of the clip's time window), then the clip's frames are picked;
-* actcli: ``read_clip`` (seek to the key frame before the clip, decode up to its last frame).
+* actcli: ``read_clip`` (seek to the key frame before the clip, decode up to its last frame)
+  with each decoder, PyAV and torchcodec (when FFmpeg's libraries are installed).
 
 Prints clips per second and the ratios as JSON.
 Usage: python benchmarks/loading.py [--videos 12] [--clips 36]
@@ -28,6 +29,7 @@ import torch
 from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
 
 from actcli.data.synthetic import MOTIONS, SyntheticSpec, render_clip, write_video
+from actcli.data.torchcodec_video import unavailable_reason
 from actcli.data.video import clip_indices, clip_span, read_clip
 
 FPS = 25
@@ -40,12 +42,15 @@ def prototype(path: Path, frames: int, stride: int, rng: np.random.Generator) ->
     return torch.from_numpy(np.stack([decoded[i] for i in clip_indices(len(decoded), frames, stride, start)]))
 
 
-def actcli(path: Path, frames: int, stride: int, rng: np.random.Generator) -> torch.Tensor:
-    def choose(info):
-        start = int(rng.integers(0, info.frames - clip_span(frames, stride) + 1))
-        return clip_indices(info.frames, frames, stride, start)
+def actcli(decoder: str):
+    def load(path: Path, frames: int, stride: int, rng: np.random.Generator) -> torch.Tensor:
+        def choose(info):
+            start = int(rng.integers(0, info.frames - clip_span(frames, stride) + 1))
+            return clip_indices(info.frames, frames, stride, start)
 
-    return read_clip(path, choose)[0]
+        return read_clip(path, choose, decoder)[0]
+
+    return load
 
 
 def main() -> None:
@@ -78,7 +83,9 @@ def main() -> None:
             return video[:, picked]
 
         loaders = {"prototype_whole_video": prototype, "pytorchvideo_labeled_video_dataset": pytorchvideo,
-                   "actcli_read_clip": actcli}
+                   "actcli_pyav": actcli("pyav")}
+        if unavailable_reason() is None:
+            loaders["actcli_torchcodec"] = actcli("torchcodec")
         seconds = dict.fromkeys(loaders, 0.0)
         rng = np.random.default_rng(0)
         for n in range(args.clips):
@@ -90,7 +97,8 @@ def main() -> None:
     print(json.dumps({
         "files": f"{args.videos} x {args.seconds:.0f} s 320x240 MPEG-4 AVI", "clip": f"{args.frames}x{args.stride}",
         "clips_per_s": {k: round(v, 1) for k, v in rates.items()},
-        "actcli_speedup": {k: round(rates["actcli_read_clip"] / v, 1) for k, v in rates.items()},
+        **{f"{name}_speedup": {k: round(rates[name] / v, 1) for k, v in rates.items() if not k.startswith("actcli")}
+           for name in rates if name.startswith("actcli")},
     }, indent=2))
 
 

@@ -39,6 +39,7 @@ FramesOpt = Annotated[int | None, typer.Option(help="Frames per clip. (default: 
 StrideOpt = Annotated[int | None, typer.Option(help="Take every N-th frame. (default: the model's)")]
 CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. (default: the model's)")]
 WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. (default: 2)")]
+DecoderOpt = Annotated[Literal["auto", "torchcodec", "pyav"] | None, typer.Option(help="Video decoder: torchcodec (faster; needs `apt-get install ffmpeg`), pyav, or auto = torchcodec when it works here, else pyav. (default: auto)")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. (default: auto)")]
 ExperimentOpt = Annotated[str | None, typer.Option(help="Experiment name (run folder outputs/runs/<name>/). (default: default)")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint (predict and benchmark also take an exported .ts / .onnx file). (default: best.pt of the latest run)")]
@@ -139,6 +140,7 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Epochs. (default: 10)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     workers: WorkersOpt = None,
+    decoder: DecoderOpt = None,
     warmup: Annotated[float | None, typer.Option(help="Fraction of steps with linear LR warm-up. (default: 0.1)")] = None,
     schedule: Annotated[str | None, typer.Option(help="cosine or step. (default: cosine)")] = None,
     step_every: Annotated[int | None, typer.Option(help="step schedule: epochs between LR drops. (default: 10)")] = None,
@@ -165,7 +167,7 @@ def train(
         model__name=model, model__weights=weights, model__freeze=freeze, model__dropout=dropout,
         data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip, data__augment=augment,
         train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
-        train__epochs=epochs, train__batch_size=batch_size, data__workers=workers,
+        train__epochs=epochs, train__batch_size=batch_size, data__workers=workers, data__decoder=decoder,
         train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
         train__schedule=schedule, train__step_every=step_every, train__step_gamma=step_gamma,
         train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
@@ -187,6 +189,7 @@ def test(
     batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     views: Annotated[str | None, typer.Option(help="TxS: T clips spread over each video x S crops (1-3), softmax averaged per video; e.g. 10x3. (default: 1x1)")] = None,
     workers: WorkersOpt = None,
+    decoder: DecoderOpt = None,
     device: DeviceOpt = None,
     report: ReportOpt = None,
     config: ConfigOpt = None,
@@ -196,7 +199,7 @@ def test(
 
     settings, sources = _settings(
         config, test__split=split, data__dataset=dataset, data__root=root,
-        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, data__workers=workers,
+        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, data__workers=workers, data__decoder=decoder,
         train__device=device,
     )
     run(settings, sources, weights, experiment, report)
@@ -217,6 +220,7 @@ def benchmark(
     crop: CropOpt = None,
     dataset: DatasetOpt = None,
     root: RootOpt = None,
+    decoder: DecoderOpt = None,
     device: DeviceOpt = None,
     report: ReportOpt = None,
     config: ConfigOpt = None,
@@ -229,7 +233,7 @@ def benchmark(
     settings, sources = _settings(
         config, model__name=model, benchmark__batch_size=batch_size, benchmark__warmup=warmup,
         benchmark__runs=runs, benchmark__threads=threads, data__frames=frames, data__stride=stride,
-        data__crop=crop, data__dataset=dataset, data__root=root, train__device=device,
+        data__crop=crop, data__dataset=dataset, data__root=root, data__decoder=decoder, train__device=device,
     )
     run(settings, sources, weights, experiment, model is not None, report)
 
@@ -241,6 +245,7 @@ def predict(
     weights: CheckpointOpt = None,
     top_k: Annotated[int, typer.Option(help="How many classes to show.")] = 5,
     experiment: Annotated[str | None, typer.Option(help="Use the latest run of this experiment.")] = None,
+    decoder: DecoderOpt = None,
     device: DeviceOpt = None,
     report: Annotated[Path | None, typer.Option("--report", help="Also write a JSON report here.")] = None,
     config: ConfigOpt = None,
@@ -250,7 +255,7 @@ def predict(
 
     if top_k < 1:
         raise UserError("--top-k must be at least 1")
-    settings, _ = _settings(config, train__device=device)
+    settings, _ = _settings(config, train__device=device, data__decoder=decoder)
     run(settings, video, weights, experiment, top_k, report)
 
 

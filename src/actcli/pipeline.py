@@ -16,7 +16,7 @@ from actcli.data.annotate import find_class_root, load_classes, load_table, with
 from actcli.data.datasets import VideoClipDataset, check_videos_exist
 from actcli.data.registry import dataset_info, resolve_root
 from actcli.data.transforms import eval_transform, train_transform
-from actcli.data.video import ClipSpec
+from actcli.data.video import ClipSpec, resolve_decoder
 from actcli.errors import UserError
 from actcli.models.zoo import get_entry
 from actcli.settings import Settings
@@ -24,12 +24,14 @@ from actcli.settings import Settings
 
 @dataclass(frozen=True)
 class DataSource:
-    """A dataset on disk: its videos' root, its split CSVs and its classes (id order)."""
+    """A dataset on disk: its videos' root, its split CSVs, its classes (id order) and the
+    decoder that reads its videos (``pyav`` or ``torchcodec``, resolved from ``data.decoder``)."""
 
     dataset: str
     root: Path
     annotations_dir: Path
     classes: list[str]
+    decoder: str = "pyav"
 
 
 def annotations_dir(settings: Settings) -> Path:
@@ -43,7 +45,7 @@ def data_source(settings: Settings) -> DataSource:
     root = find_class_root(resolve_root(settings.paths.outputs, name, settings.data.root))
     folder = annotations_dir(settings)
     classes = load_classes(folder / "labels.csv")
-    return DataSource(name, root, folder, classes)
+    return DataSource(name, root, folder, classes, resolve_decoder(settings.data.decoder))
 
 
 def clip_spec(settings: Settings, model_name: str | None = None) -> ClipSpec:
@@ -79,7 +81,7 @@ def clip_dataset(
 ) -> VideoClipDataset:
     """A dataset of ``split``: random clips and augmentation when ``training``, else centred."""
     transform = train_transform(spec.crop, hflip) if training else eval_transform(spec.crop)
-    return VideoClipDataset(source.root, split_table(source, split), spec, transform, training)
+    return VideoClipDataset(source.root, split_table(source, split), spec, transform, training, source.decoder)
 
 
 def check_classes(weights: Path, trained: list[str], dataset: list[str]) -> None:

@@ -56,6 +56,10 @@ class DataSettings(_Section):
         "labels depend on direction (synthetic)."
     )
     workers: int = Field(2, ge=0, description="DataLoader worker processes.")
+    decoder: Literal["auto", "torchcodec", "pyav"] = Field(
+        "auto", description="Video decoder: torchcodec (needs FFmpeg's libraries, faster), pyav, or auto "
+        "(torchcodec when it works here, else pyav)."
+    )
     augment: bool = Field(
         True, description="Random clip position, scale, crop and flip in training; off: centred clips "
         "(with model.freeze=backbone the head then trains on cached backbone features)."

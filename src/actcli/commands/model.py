@@ -17,7 +17,7 @@ from actcli.data.cache import FeatureCache, FeatureDataset, cached_features, fil
 from actcli.data.datasets import MultiViewDataset, make_loader
 from actcli.data.synthetic import SyntheticSpec, clip_name, render_clip, write_video
 from actcli.data.transforms import eval_transform
-from actcli.data.video import centre_clip_start, clip_indices, read_clip, require_readable
+from actcli.data.video import centre_clip_start, clip_indices, read_clip, require_readable, resolve_decoder
 from actcli.engine.benchmark import benchmark as run_benchmark
 from actcli.engine.evaluate import (
     classification_metrics,
@@ -165,7 +165,8 @@ def _weights_id(settings: Settings) -> str:
 
 def _feature_loaders(settings: Settings, model, loaders: list, device: torch.device) -> list:
     """Loaders of cached backbone features ``[B, D]`` for training only the head."""
-    key = model_key(settings.model.name, _weights_id(settings), clip_spec(settings))
+    key = model_key(settings.model.name, _weights_id(settings), clip_spec(settings),
+                    decoder=loaders[0].dataset.decoder)
     cache = FeatureCache(settings.paths.outputs, key)
     out = []
     with ui.progress() as bars:
@@ -236,7 +237,7 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     split = settings.test.split
     spec = clip_of(checkpoint)
     temporal, spatial = (int(n) for n in settings.test.views.split("x"))
-    dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial)
+    dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder)
     device = resolve_device(settings.train.device)
     model = to_device(model, device)
     loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
@@ -337,7 +338,7 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
         return clip_indices(info.frames, spec.frames, spec.stride,
                             centre_clip_start(info.frames, spec.frames, spec.stride))
 
-    frames, _ = read_clip(video, choose)
+    frames, _ = read_clip(video, choose, resolve_decoder(settings.data.decoder))
     probs = F.softmax(model(clips_to_device(eval_transform(spec.crop)(frames)[None], device)).float(), dim=1)[0]
     top = probs.topk(min(top_k, len(classes)))
     result = PredictMetrics(video=str(video), top=[

@@ -31,9 +31,12 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def model_key(model_name: str, weights_id: str, spec: ClipSpec, view: str = "centre") -> str:
-    """Short hash naming one (model, weights, clip spec, view) combination."""
-    text = json.dumps([model_name, weights_id, spec.frames, spec.stride, spec.crop, view])
+def model_key(model_name: str, weights_id: str, spec: ClipSpec, view: str = "centre", decoder: str = "pyav") -> str:
+    """Short hash naming one (model, weights, clip spec, view, decoder) combination.
+
+    The decoder is part of the key because two decoders may convert colours slightly differently.
+    """
+    text = json.dumps([model_name, weights_id, spec.frames, spec.stride, spec.crop, view, decoder])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

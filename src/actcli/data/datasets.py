@@ -48,6 +48,7 @@ class VideoClipDataset(Dataset):
         spec: frames, stride and crop of a clip.
         transform: ``uint8 [T, C, H, W]`` -> ``float [C, T, H, W]``.
         training: random clip start (from torch's RNG, seeded per DataLoader worker).
+        decoder: ``pyav`` or ``torchcodec`` (see :func:`actcli.data.video.read_clip`).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class VideoClipDataset(Dataset):
         spec: ClipSpec,
         transform: VideoTransform,
         training: bool,
+        decoder: str = "pyav",
     ) -> None:
         self.root = root
         self.paths = table["path"].tolist()
@@ -64,6 +66,7 @@ class VideoClipDataset(Dataset):
         self.spec = spec
         self.transform = transform
         self.training = training
+        self.decoder = decoder
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -81,7 +84,7 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.root / self.paths[index]
         try:
-            frames, _ = read_clip(path, self.choose_indices)
+            frames, _ = read_clip(path, self.choose_indices, self.decoder)
         except DecodeError:
             return {"skipped": str(path)}
         return {"clip": self.transform(frames), "label": self.labels[index], "index": index}
@@ -101,11 +104,13 @@ class MultiViewDataset(Dataset):
     The frames of all temporal views are decoded in one pass over the file.
     """
 
-    def __init__(self, root: Path, table: pd.DataFrame, spec: ClipSpec, temporal: int, spatial: int) -> None:
+    def __init__(
+        self, root: Path, table: pd.DataFrame, spec: ClipSpec, temporal: int, spatial: int, decoder: str = "pyav"
+    ) -> None:
         self.root = root
         self.paths = table["path"].tolist()
         self.labels = table["label_id"].astype(int).tolist()
-        self.spec, self.temporal = spec, temporal
+        self.spec, self.temporal, self.decoder = spec, temporal, decoder
         self.transform = spatial_views_transform(spec.crop, spatial)
 
     def __len__(self) -> int:
@@ -120,7 +125,7 @@ class MultiViewDataset(Dataset):
 
         path = self.root / self.paths[index]
         try:
-            frames, _ = read_clip(path, choose)
+            frames, _ = read_clip(path, choose, self.decoder)
         except DecodeError:
             return {"skipped": str(path)}
         clips = frames.reshape(self.temporal, spec.frames, *frames.shape[1:])

@@ -66,15 +66,15 @@ def time_runs(
     return times
 
 
-def load_batch(videos: Sequence[Path], spec: ClipSpec) -> torch.Tensor:
-    """Decode and transform one centred clip per video: ``float [B, C, T, H, W]``."""
+def load_batch(videos: Sequence[Path], spec: ClipSpec, decoder: str = "pyav") -> torch.Tensor:
+    """Decode (with ``decoder``) and transform one centred clip per video: ``float [B, C, T, H, W]``."""
     transform = eval_transform(spec.crop)
 
     def choose(info):
         start = centre_clip_start(info.frames, spec.frames, spec.stride)
         return clip_indices(info.frames, spec.frames, spec.stride, start)
 
-    return torch.stack([transform(read_clip(v, choose)[0]) for v in videos])
+    return torch.stack([transform(read_clip(v, choose, decoder)[0]) for v in videos])
 
 
 @torch.inference_mode()
