@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from actcli.commands.model import train as actcli_train
+from actcli.commands.train import train as actcli_train
 from actcli.data.annotate import group_split, scan_folder_tree
 from actcli.data.registry import remember_root
 from actcli.data.synthetic import SyntheticSpec, generate

@@ -69,8 +69,15 @@ def test_checkpoint_round_trip_and_class_check(tmp_path):
     clip = torch.randn(1, 3, 4, 32, 32)
     assert torch.allclose(loaded.eval()(clip), model(clip))
     assert data["epoch"] == 3 and data["classes"] == ["a", "b"]
-    with pytest.raises(UserError, match="2 classes"):
-        load_initial_weights(build_model("x3d_xs", SPEC, 3), "x3d_xs", str(path), ["a", "b", "c"])
+    # Other classes: transfer learning, the backbone is loaded and the head stays new.
+    other = build_model("x3d_xs", SPEC, 3)
+    head = other.head.state_dict()
+    assert "2-class head replaced" in load_initial_weights(other, "x3d_xs", str(path), ["a", "b", "c"])
+    key = "blocks.0.conv.conv_t.weight"
+    assert torch.equal(other.backbone.state_dict()[key], model.backbone.state_dict()[key])
+    assert all(torch.equal(v, head[k]) for k, v in other.head.state_dict().items())
+    with pytest.raises(UserError, match="pass --model x3d_xs"):
+        load_initial_weights(build_model("r3d_tiny", SPEC, 2), "r3d_tiny", str(path), ["a", "b"])
 
 
 def test_weights_only_loading_refuses_code(tmp_path):

@@ -141,6 +141,8 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     workers: WorkersOpt = None,
     decoder: DecoderOpt = None,
+    cache_clips: Annotated[bool | None, typer.Option("--cache-clips/--no-cache-clips", help="Decode and resize each video once into outputs/cache/clips (memory-mapped), so later epochs skip decoding; training clips then start on the stride grid. (default: off)")] = None,
+    cache_limit_gb: Annotated[float | None, typer.Option(help="Disk limit of the clip cache in GB; videos past it are decoded every epoch. (default: 20)")] = None,
     warmup: Annotated[float | None, typer.Option(help="Fraction of steps with linear LR warm-up. (default: 0.1)")] = None,
     schedule: Annotated[str | None, typer.Option(help="cosine or step. (default: cosine)")] = None,
     step_every: Annotated[int | None, typer.Option(help="step schedule: epochs between LR drops. (default: 10)")] = None,
@@ -160,7 +162,7 @@ def train(
     config: ConfigOpt = None,
 ) -> None:
     """Train on the train split, validate every epoch, keep best.pt and last.pt."""
-    from actcli.commands.model import train as run
+    from actcli.commands.train import train as run
 
     settings, _ = _settings(
         config, data__dataset=dataset, data__root=root, data__annotations_dir=annotations,
@@ -168,7 +170,7 @@ def train(
         data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip, data__augment=augment,
         train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
         train__epochs=epochs, train__batch_size=batch_size, data__workers=workers, data__decoder=decoder,
-        train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
+        data__cache_clips=cache_clips, data__cache_limit_gb=cache_limit_gb, train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
         train__schedule=schedule, train__step_every=step_every, train__step_gamma=step_gamma,
         train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
         train__accumulate=accumulate, train__clip_grad=clip_grad, train__early_stop=early_stop,

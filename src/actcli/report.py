@@ -97,6 +97,19 @@ class EpochRecord(_Strict):
     seconds: float
 
 
+class ClipCacheMetrics(_Strict):
+    """The clip cache of a ``--cache-clips`` run, train and val videos together."""
+
+    folder: str
+    limit_bytes: int
+    used_bytes: int
+    videos: int
+    cached: int
+    written: int
+    over_limit: int
+    unreadable: int
+
+
 class TrainMetrics(_Strict):
     epochs: int
     best_epoch: int
@@ -107,6 +120,7 @@ class TrainMetrics(_Strict):
     history: list[EpochRecord]
     stopped_early: bool = False
     resumed: bool = False
+    clip_cache: ClipCacheMetrics | None = None
 
 
 class PredictMetrics(_Strict):

@@ -56,6 +56,11 @@ class DataSettings(_Section):
         "labels depend on direction (synthetic)."
     )
     workers: int = Field(2, ge=0, description="DataLoader worker processes.")
+    cache_clips: bool = Field(
+        False, description="Train from decoded, resized frames stored once under <outputs>/cache/clips "
+        "(memory-mapped); training clips then start on the stride grid."
+    )
+    cache_limit_gb: float = Field(20.0, gt=0, description="Most disk space the clip cache may use, in GB.")
     decoder: Literal["auto", "torchcodec", "pyav"] = Field(
         "auto", description="Video decoder: torchcodec (needs FFmpeg's libraries, faster), pyav, or auto "
         "(torchcodec when it works here, else pyav)."

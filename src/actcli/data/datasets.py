@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache
 from actcli.data.transforms import VideoTransform, spatial_views_transform
 from actcli.data.video import (
     ClipSpec,
@@ -49,6 +50,9 @@ class VideoClipDataset(Dataset):
         transform: ``uint8 [T, C, H, W]`` -> ``float [C, T, H, W]``.
         training: random clip start (from torch's RNG, seeded per DataLoader worker).
         decoder: ``pyav`` or ``torchcodec`` (see :func:`actcli.data.video.read_clip`).
+
+    Set ``clip_cache`` to read videos present in a filled :class:`ClipCache` from it instead
+    of decoding them (see :mod:`actcli.data.clip_cache` for what changes).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class VideoClipDataset(Dataset):
         self.transform = transform
         self.training = training
         self.decoder = decoder
+        self.clip_cache: ClipCache | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -81,12 +86,28 @@ class VideoClipDataset(Dataset):
             start = centre_clip_start(info.frames, spec.frames, spec.stride)
         return clip_indices(info.frames, spec.frames, spec.stride, start)
 
+    def cached_frames(self, path: Path) -> torch.Tensor | None:
+        """This sample's ``uint8 [T, C, H, W]`` frames from the clip cache, None if not cached.
+
+        Training: ``frames`` consecutive stride-grid frames from a random grid position.
+        """
+        stored = self.clip_cache.get(path, TRAIN_VIEW if self.training else EVAL_VIEW) if self.clip_cache else None
+        if stored is None:
+            return None
+        if not self.training:
+            return torch.from_numpy(np.array(stored))
+        slack = len(stored) - self.spec.frames
+        start = int(torch.randint(0, slack + 1, ()).item()) if slack > 0 else 0
+        return torch.from_numpy(np.ascontiguousarray(stored[clip_indices(len(stored), self.spec.frames, 1, start)]))
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.root / self.paths[index]
-        try:
-            frames, _ = read_clip(path, self.choose_indices, self.decoder)
-        except DecodeError:
-            return {"skipped": str(path)}
+        frames = self.cached_frames(path)
+        if frames is None:
+            try:
+                frames, _ = read_clip(path, self.choose_indices, self.decoder)
+            except DecodeError:
+                return {"skipped": str(path)}
         return {"clip": self.transform(frames), "label": self.labels[index], "index": index}
 
 

@@ -140,21 +140,23 @@ def load_initial_weights(
     """Load ``weights`` ('kinetics' or a file) into a freshly built model before training.
 
     pytorchvideo zoo files (``{"model_state": ...}``) and bare state dicts fill the backbone
-    and leave the new head random. An actcli checkpoint must have the same classes.
+    and leave the new head random. An actcli checkpoint of the same classes fills the whole
+    model; one trained on other classes (transfer learning) fills only the backbone.
 
     Returns a short description of what was loaded, for the report.
     """
     path = kinetics_weights_path(model_name) if weights == "kinetics" else Path(weights)
     data = load_file(path)
     if is_actcli_checkpoint(data):
-        if list(data["classes"]) != list(classes):
-            raise UserError(
-                f"{path} was trained for {len(data['classes'])} classes but the dataset has "
-                f"{len(classes)} ({', '.join(classes[:3])}, ...); train from --weights kinetics "
-                "or a checkpoint of this dataset"
-            )
-        _load_state(model, data["state_dict"], path)
-        return f"actcli checkpoint {path}"
+        if data["model"] != model_name:
+            raise UserError(f"{path} holds a {data['model']} model, not {model_name}; pass --model {data['model']}")
+        if list(data["classes"]) == list(classes):
+            _load_state(model, data["state_dict"], path)
+            return f"actcli checkpoint {path}"
+        prefix = "backbone."
+        backbone = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+        _load_state(model.backbone, backbone, path)
+        return f"backbone from actcli checkpoint {path} (its {len(data['classes'])}-class head replaced)"
     state = data.get("model_state", data)
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} holds no state dict ('model_state' or tensors at top level)")

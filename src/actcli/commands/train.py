@@ -1,0 +1,185 @@
+"""``actcli train``: fine-tune or train a model, resume a run, and the two training caches.
+
+With ``--freeze backbone --no-augment`` the head trains on backbone features cached once
+(:mod:`actcli.data.cache`); with ``--cache-clips`` every epoch after the first reads decoded,
+resized frames from the clip cache (:mod:`actcli.data.clip_cache`).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actcli import console as ui
+from actcli.data.cache import FeatureCache, FeatureDataset, cached_features, file_digest, model_key
+from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache, fill_clip_cache
+from actcli.data.datasets import VideoClipDataset, make_loader
+from actcli.engine.recipe import check_precision
+from actcli.engine.train import Trainer
+from actcli.errors import UserError
+from actcli.fileio import write_text
+from actcli.models.checkpoint import kinetics_weights_path, load_file, load_initial_weights, save_checkpoint
+from actcli.models.freeze import apply_freeze
+from actcli.models.zoo import build_model
+from actcli.pipeline import clip_dataset, clip_spec, data_source, hflip_enabled, resolve_device, to_device
+from actcli.report import ClipCacheMetrics, make_report, write_report
+from actcli.runs import BEST, LAST, new_run_dir
+from actcli.settings import Settings, to_toml
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (DataLoader workers derive theirs from torch)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _resume_checkpoint(settings: Settings, resume: str) -> Path:
+    """``auto``: ``last.pt`` of the newest run of the experiment; else a file or run folder."""
+    if resume == "auto":
+        root = settings.paths.outputs / "runs" / settings.train.experiment
+        found = sorted(root.glob(f"*/{LAST.as_posix()}"))
+        if not found:
+            raise UserError(f"--resume auto found no run of experiment {settings.train.experiment!r} under {root}")
+        return found[-1]
+    path = Path(resume)
+    return path / LAST if path.is_dir() else path
+
+
+def train(settings: Settings, resume: str | None = None) -> Path:
+    """Train a model (or resume one); returns the run folder (checkpoints, TensorBoard, report)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    resumed = None
+    if resume is not None:
+        last = _resume_checkpoint(settings, resume)
+        resumed = load_file(last)
+        if "training" not in resumed:
+            raise UserError(f"{last} holds no training state; resume from a last.pt written by `actcli train`")
+        settings = Settings.model_validate(resumed["settings"])
+    seed_everything(settings.train.seed)
+    source = data_source(settings)
+    spec = clip_spec(settings)
+    device = resolve_device(settings.train.device)
+    check_precision(settings.train.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
+    augment = settings.data.augment
+    train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings))
+    val_set = clip_dataset(source, "val", spec, training=False)
+    model = build_model(settings.model.name, spec, len(source.classes), settings.model.dropout)
+    loaded = "random initialisation"
+    if settings.model.weights and resumed is None:
+        loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes)
+    if resumed is not None:
+        model.load_state_dict(resumed["state_dict"])  # the frozen backbone of a cached-feature run
+    frozen = apply_freeze(model, settings.model.freeze)
+    model = to_device(model, device)
+    pin = device.type == "cuda"
+    loaders = [
+        make_loader(train_set, settings.train.batch_size, settings.data.workers, True, settings.train.seed, pin),
+        make_loader(val_set, settings.train.batch_size, settings.data.workers, False, pin_memory=pin),
+    ]
+    trained: torch.nn.Module = model
+    clip_cache = None
+    if settings.model.freeze == "backbone" and not augment:
+        loaders = _feature_loaders(settings, model, loaders, device)
+        trained = model.head
+    elif settings.data.cache_clips:
+        clip_cache = _use_clip_cache(settings, [train_set, val_set])
+    trainer = Trainer(trained, *loaders, settings.train, device)
+    config = settings.model_dump(mode="json")
+    if resumed is not None:
+        trainer.load_state_dict(resumed["training"])
+        run_dir = last.parent.parent
+        loaded = f"resumed from {last} after epoch {trainer.state.epoch}"
+    else:
+        run_dir = new_run_dir(settings.paths.outputs, settings.train.experiment)
+        write_text(run_dir / "config.toml", to_toml(config))
+    ui.console.print(
+        f"training {settings.model.name} ({loaded}) on {source.dataset}: {len(train_set)} train / "
+        f"{len(val_set)} val clips of {spec}, {len(source.classes)} classes, device {device}"
+        + (f", frozen: {', '.join(frozen)}" if frozen else "")
+    )
+
+    def save(kind: str, weights: dict, extras: dict) -> None:
+        if trained is not model:  # head trained on cached features: store the whole model
+            weights = {**model.state_dict(), **{f"head.{k}": v for k, v in weights.items()}}
+        save_checkpoint(run_dir / "checkpoints" / f"{kind}.pt", weights, model_name=settings.model.name,
+                        clip=spec, classes=source.classes, settings=config, **extras)
+
+    # purge_step drops curve points a killed run logged after its last checkpoint.
+    writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.state.step + 1 if resumed else None)
+    with writer, ui.progress() as bars:
+        metrics = trainer.fit(writer, save, settings.train.seed, bars, ui.warn)
+    metrics.resumed = resumed is not None
+    metrics.clip_cache = clip_cache
+    artifacts = {"run": run_dir, "best": run_dir / BEST, "last": run_dir / LAST,
+                 "tensorboard": run_dir / "tensorboard", "config": run_dir / "config.toml"}
+    report = write_report(make_report("train", device, config, metrics, artifacts), run_dir / "report-train.json")
+    rows = [[r.epoch, f"{r.train_loss:.3f}", f"{r.train_accuracy:.3f}", f"{r.val_loss:.3f}",
+             f"{r.val_accuracy:.3f}", f"{r.seconds:.0f}s"] for r in metrics.history]
+    ui.console.print(ui.table("training", ["epoch", "train loss", "train acc", "val loss", "val acc", "time"], rows))
+    if metrics.skipped_clips:
+        ui.warn(f"{metrics.skipped_clips} unreadable video(s) skipped; listed in {report}")
+    ui.console.print(f"best val accuracy {metrics.best_val_accuracy:.3f} (epoch {metrics.best_epoch}); run: {run_dir}")
+    ui.console.print(f"report: {report}")
+    return run_dir
+
+
+def _weights_id(settings: Settings) -> str:
+    """What the frozen backbone's weights are, for the feature cache key."""
+    weights = settings.model.weights
+    if not weights:
+        return f"random-seed{settings.train.seed}"
+    path = kinetics_weights_path(settings.model.name) if weights == "kinetics" else Path(weights)
+    return file_digest(path)
+
+
+def _feature_loaders(settings: Settings, model, loaders: list, device: torch.device) -> list:
+    """Loaders of cached backbone features ``[B, D]`` for training only the head."""
+    key = model_key(settings.model.name, _weights_id(settings), clip_spec(settings),
+                    decoder=loaders[0].dataset.decoder)
+    cache = FeatureCache(settings.paths.outputs, key)
+    out = []
+    with ui.progress() as bars:
+        for loader, shuffle in zip(loaders, (True, False), strict=True):
+            dataset = loader.dataset
+            videos = [dataset.root / p for p in dataset.paths]
+            features, computed, skipped = cached_features(model.backbone, loader, videos, cache, device, bars)
+            for path in skipped:
+                ui.warn(f"skipped unreadable video {path}")
+            unreadable = set(skipped)
+            keep = [i for i, v in enumerate(videos) if str(v) not in unreadable]
+            cached = len(videos) - computed
+            ui.console.print(f"backbone features: {cached} cached, {computed} computed ({cache.folder})")
+            feature_set = FeatureDataset(features[keep], [dataset.labels[i] for i in keep])
+            out.append(make_loader(feature_set, settings.train.batch_size, 0, shuffle, settings.train.seed))
+    return out
+
+
+def _use_clip_cache(settings: Settings, datasets: list[VideoClipDataset]) -> ClipCacheMetrics:
+    """Fill the clip cache for ``datasets`` (decoding what is missing) and make them read from it."""
+    data = settings.data
+    spec, decoder = datasets[0].spec, datasets[0].decoder
+    cache = ClipCache(settings.paths.outputs, spec, decoder, int(data.cache_limit_gb * 1e9))
+    totals = dict.fromkeys(("videos", "cached", "written", "over_limit", "unreadable"), 0)
+    with ui.progress() as bars:
+        for dataset in datasets:
+            videos = [dataset.root / p for p in dataset.paths]
+            view = TRAIN_VIEW if dataset.training else EVAL_VIEW
+            stats = fill_clip_cache(cache, videos, spec, view, decoder, data.workers, bars)
+            dataset.clip_cache = cache
+            totals["videos"] += len(videos)
+            for key in ("cached", "written", "over_limit", "unreadable"):
+                totals[key] += getattr(stats, key)
+    used = cache.used_bytes()
+    ui.console.print(f"clip cache: {totals['cached']} of {totals['videos']} videos cached ({totals['written']} "
+                     f"written now), {used / 1e9:.2f} of {data.cache_limit_gb:g} GB used ({cache.folder})")
+    if totals["over_limit"]:
+        ui.warn(f"clip cache full: {totals['over_limit']} video(s) are decoded every epoch; raise "
+                f"--cache-limit-gb or delete old entries under {cache.root}")
+    return ClipCacheMetrics(folder=str(cache.folder), limit_bytes=cache.limit_bytes, used_bytes=used, **totals)
