@@ -4,9 +4,14 @@ One process, same random input, interleaved rounds so machine noise hits every v
 alike. Variants, all on X3D-XS (by default) at its native clip, batch 2, CPU:
 
 * reference: eager fp32, default (NCDHW) memory format, ``torch.no_grad``;
-* channels_last: channels-last-3d memory + ``inference_mode`` (actcli's PyTorch default);
+* channels_last: channels-last-3d memory + ``inference_mode`` (one trick alone);
+* actcli_fp32: ``prepare_for_inference(..., "32")``: SiLU, BatchNorm folded, channels-last;
+* actcli_bf16: the same plus bf16 autocast with pre-cast weights (actcli's ``auto`` on CPUs
+  with AMX / AVX512-BF16; skipped elsewhere);
 * torchscript_frozen: TorchScript trace, ``torch.jit.freeze`` + ``optimize_for_inference``;
-* onnxruntime: the model exported with ``actcli export`` run by ONNX Runtime.
+* onnxruntime: the model exported with ``actcli export`` run by ONNX Runtime. Its thread pool
+  spins after each run and would slow whatever runs next, so it runs last in each round and
+  the others first wait 0.2 s.
 
 Prints per-sample p50 milliseconds and the speed-up over the reference as JSON.
 Usage: python benchmarks/inference.py [--model x3d_xs] [--batch 2] [--rounds 15]
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from actcli.engine.inference import native_bf16, prepare_for_inference
 from actcli.models.export import ExportMetadata, export_onnx
 from actcli.models.exported import load_exported
 from actcli.models.zoo import MODELS, build_model
@@ -47,6 +53,10 @@ def main() -> None:
     fast = fast.to(memory_format=channels_last)
     clips_cl = clips.contiguous(memory_format=channels_last)
 
+    cpu = torch.device("cpu")
+    actcli_fp32, _ = prepare_for_inference(model, cpu, "32")
+    actcli_bf16, _ = prepare_for_inference(model, cpu, "bf16")
+
     with torch.no_grad():
         traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(
             _plain(model), clips, check_trace=False)))
@@ -68,13 +78,22 @@ def main() -> None:
             with torch.inference_mode():
                 return traced(clips)
 
-        variants = {"reference_eager_fp32": reference, "channels_last": cl, "torchscript_frozen": ts,
-                    "onnxruntime": lambda: onnx(clips)}
+        def prepared(net):
+            def run():
+                with torch.inference_mode():
+                    return net(clips_cl)
+            return run
+
+        variants = {"reference_eager_fp32": reference, "channels_last": cl, "actcli_fp32": prepared(actcli_fp32)}
+        if native_bf16(cpu):
+            variants["actcli_bf16"] = prepared(actcli_bf16)
+        variants |= {"torchscript_frozen": ts, "onnxruntime": lambda: onnx(clips)}
         for run in variants.values():  # warm-up
             run()
             run()
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.rounds):
+            time.sleep(0.2)  # let ONNX Runtime's spinning threads of the previous round go idle
             for name, run in variants.items():
                 start = time.perf_counter()
                 run()

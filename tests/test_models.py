@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from actcli.data.video import ClipSpec
+from actcli.engine.inference import inference_precision, native_bf16
 from actcli.errors import UserError
 from actcli.models.checkpoint import load_file, load_initial_weights, model_from_checkpoint, save_checkpoint
 from actcli.models.zoo import MODELS, build_model, get_entry
@@ -85,3 +86,11 @@ def test_weights_only_loading_refuses_code(tmp_path):
     torch.save({"state": print}, path)
     with pytest.raises(UserError, match="refused"):
         load_file(path)
+
+
+def test_inference_precision_choice():
+    cpu = torch.device("cpu")
+    assert inference_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "32")
+    assert inference_precision("32", cpu) == "32" and inference_precision("bf16", cpu) == "bf16"
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        inference_precision("16", cpu)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import TRAIN_FLAGS, no_temp_files
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -91,6 +92,12 @@ def test_train_test_benchmark_predict(cli, annotated, workdir):
     for key in ("model_ms_per_sample", "end_to_end_ms_per_sample"):
         assert 0 < bench[key]["p50"] <= bench[key]["p95"]
     assert bench["end_to_end_ms_per_sample"]["p50"] > 0 and bench["throughput_clips_per_s"] > 0
+    # The prototype's way is timed alongside; the ratios are its p50s over actcli's.
+    ref = bench["reference"]
+    model_p50 = bench["model_ms_per_sample"]["p50"]
+    assert ref["model_speedup"] == pytest.approx(ref["model_ms_per_sample"]["p50"] / model_p50)
+    assert ref["end_to_end_ms_per_sample"]["p50"] > 0
+    assert "channels_last_3d" in bench["optimizations"] and bench["precision"] in ("32", "bf16")
 
     video = annotated / "MoveUp" / "v_MoveUp_g01_c01.avi"
     out = cli("predict", video, "--weights", run / "checkpoints" / "best.pt", "--top-k", "2",
@@ -104,6 +111,10 @@ def test_train_test_benchmark_predict(cli, annotated, workdir):
 def test_benchmark_zoo_model_without_dataset(cli, workdir):
     cli("benchmark", "--model", "x3d_xs", "--frames", "4", "--crop", "32", "--runs", "2", "--warmup", "1",
         "--report", "bench.json")
+    cli("benchmark", "--model", "r3d_tiny", "--no-reference", "--precision", "32", "--decoder", "pyav",
+        "--runs", "2", "--warmup", "1", "--report", "plain.json")
+    plain = read_report(workdir / "plain.json").metrics
+    assert plain["reference"] is None and (plain["precision"], plain["decoder"]) == ("32", "pyav")
     report = read_report(workdir / "bench.json")
     assert report.config["videos"].startswith("generated")
     assert report.environment.threads >= 1

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from actcli.data.video import ClipSpec
+from actcli.engine.inference import prepare_for_inference
 from actcli.errors import UserError
 from actcli.models.checkpoint import load_initial_weights
 from actcli.models.zoo import MODELS, build_model, get_entry, strip_classifier
@@ -18,6 +19,7 @@ CPU = torch.device("cpu")
 SMALL = ClipSpec(4, 2, 32)
 """A clip every model accepts, small enough for a CPU training step in about a second."""
 SMALL_FOR = {"slowfast_r50": ClipSpec(8, 2, 32)}  # slow pathway: every 4th frame -> 2 frames
+UNTRACEABLE = {"slowfast_r50", "mvit_base_16x4"}  # torch.fx cannot trace them: BatchNorm stays unfolded
 BARE_STATE = {"efficient_x3d_xs"}  # published as a bare state dict, the others as {"model_state": ...}
 
 PUBLISHED_PARAMS_M = {  # the pytorchvideo model zoo table (Kinetics-400)
@@ -57,6 +59,17 @@ def test_one_training_step_on_a_small_clip(name):
     with torch.no_grad():
         assert model(clips).shape == (2, 3)
         assert model.backbone(clips).shape == (2, model.head[-1].in_features)
+
+    # The inference copy (SiLU, folded BatchNorm, channels-last; bf16) computes the same function.
+    prepared, steps = prepare_for_inference(model, CPU, "32")
+    assert ("conv_bn_folded" in steps) == (name not in UNTRACEABLE)
+    with torch.inference_mode():
+        expected = model(clips)
+        scale = float(expected.abs().max())
+        assert torch.allclose(prepared(clips), expected, rtol=1e-4, atol=1e-4 * scale)
+        bf16, _ = prepare_for_inference(model, CPU, "bf16")
+        got = bf16(clips)
+        assert got.dtype == torch.float32 and torch.allclose(got, expected, rtol=0.1, atol=0.1 * scale)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

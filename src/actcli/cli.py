@@ -40,6 +40,7 @@ StrideOpt = Annotated[int | None, typer.Option(help="Take every N-th frame. (def
 CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. (default: the model's)")]
 WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. (default: 2)")]
 DecoderOpt = Annotated[Literal["auto", "torchcodec", "pyav"] | None, typer.Option(help="Video decoder: torchcodec (faster; needs `apt-get install ffmpeg`), pyav, or auto = torchcodec when it works here, else pyav. (default: auto)")]
+PrecisionOpt = Annotated[Literal["auto", "32", "bf16", "16"] | None, typer.Option(help="Inference precision: 32, bf16, 16 (CUDA only), or auto = bf16 where the hardware computes it natively (CPUs with AMX or AVX512-BF16, recent GPUs), else 32. Applies to checkpoints, not exported files. (default: auto)")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. (default: auto)")]
 ExperimentOpt = Annotated[str | None, typer.Option(help="Experiment name (run folder outputs/runs/<name>/). (default: default)")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint (predict and benchmark also take an exported .ts / .onnx file). (default: best.pt of the latest run)")]
@@ -190,6 +191,7 @@ def test(
     annotations: AnnotationsOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     views: Annotated[str | None, typer.Option(help="TxS: T clips spread over each video x S crops (1-3), softmax averaged per video; e.g. 10x3. (default: 1x1)")] = None,
+    precision: PrecisionOpt = None,
     workers: WorkersOpt = None,
     decoder: DecoderOpt = None,
     device: DeviceOpt = None,
@@ -201,7 +203,7 @@ def test(
 
     settings, sources = _settings(
         config, test__split=split, data__dataset=dataset, data__root=root,
-        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, data__workers=workers, data__decoder=decoder,
+        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, test__precision=precision, data__workers=workers, data__decoder=decoder,
         train__device=device,
     )
     run(settings, sources, weights, experiment, report)
@@ -217,12 +219,14 @@ def benchmark(
     warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs. (default: 3)")] = None,
     runs: Annotated[int | None, typer.Option(help="Timed runs (p50/p95 over these). (default: 20)")] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads. (default: torch's choice)")] = None,
+    reference: Annotated[bool | None, typer.Option("--reference/--no-reference", help="Also time the prototype's way side by side (eager fp32 model in contiguous memory; whole video decoded with PyAV) and report the speed-ups. (default: on)")] = None,
     frames: FramesOpt = None,
     stride: StrideOpt = None,
     crop: CropOpt = None,
     dataset: DatasetOpt = None,
     root: RootOpt = None,
     decoder: DecoderOpt = None,
+    precision: PrecisionOpt = None,
     device: DeviceOpt = None,
     report: ReportOpt = None,
     config: ConfigOpt = None,
@@ -234,8 +238,8 @@ def benchmark(
         raise UserError("pass either --model or --weights, not both")
     settings, sources = _settings(
         config, model__name=model, benchmark__batch_size=batch_size, benchmark__warmup=warmup,
-        benchmark__runs=runs, benchmark__threads=threads, data__frames=frames, data__stride=stride,
-        data__crop=crop, data__dataset=dataset, data__root=root, data__decoder=decoder, train__device=device,
+        benchmark__runs=runs, benchmark__threads=threads, benchmark__reference=reference, data__frames=frames, data__stride=stride,
+        data__crop=crop, data__dataset=dataset, data__root=root, data__decoder=decoder, test__precision=precision, train__device=device,
     )
     run(settings, sources, weights, experiment, model is not None, report)
 
@@ -248,6 +252,7 @@ def predict(
     top_k: Annotated[int, typer.Option(help="How many classes to show.")] = 5,
     experiment: Annotated[str | None, typer.Option(help="Use the latest run of this experiment.")] = None,
     decoder: DecoderOpt = None,
+    precision: PrecisionOpt = None,
     device: DeviceOpt = None,
     report: Annotated[Path | None, typer.Option("--report", help="Also write a JSON report here.")] = None,
     config: ConfigOpt = None,
@@ -257,7 +262,7 @@ def predict(
 
     if top_k < 1:
         raise UserError("--top-k must be at least 1")
-    settings, _ = _settings(config, train__device=device, data__decoder=decoder)
+    settings, _ = _settings(config, train__device=device, data__decoder=decoder, test__precision=precision)
     run(settings, video, weights, experiment, top_k, report)
 
 

@@ -75,6 +75,15 @@ class Percentiles(_Strict):
     mean: float
 
 
+class ReferenceMetrics(_Strict):
+    """The prototype's way, timed alongside: eager fp32 model in contiguous memory, whole video decoded."""
+
+    model_ms_per_sample: Percentiles
+    end_to_end_ms_per_sample: Percentiles
+    model_speedup: float = Field(description="Reference p50 / actcli p50, model only.")
+    end_to_end_speedup: float = Field(description="Reference p50 / actcli p50, end to end.")
+
+
 class BenchmarkMetrics(_Strict):
     """Latency per sample in milliseconds (batch time / batch size) and throughput."""
 
@@ -85,6 +94,10 @@ class BenchmarkMetrics(_Strict):
     end_to_end_ms_per_sample: Percentiles
     throughput_clips_per_s: float = Field(description="End to end, from the mean batch time.")
     model_throughput_clips_per_s: float
+    decoder: str = "pyav"
+    precision: str = "32"
+    optimizations: list[str] = Field(default_factory=list, description="Inference steps applied to the model.")
+    reference: ReferenceMetrics | None = None
 
 
 class EpochRecord(_Strict):

@@ -134,6 +134,10 @@ class TestSettings(_Section):
     split: str = Field("test", description="Which split CSV to evaluate: train, val or test.")
     batch_size: int = Field(8, ge=1)
     views: str = Field("1x1", pattern=r"^[1-9][0-9]*x[1-3]$", description="Temporal clips x spatial crops per video.")
+    precision: Literal["auto", "32", "bf16", "16"] = Field(
+        "auto", description="Inference precision of test, predict and benchmark: 32, bf16, 16 (CUDA), or auto = "
+        "bf16 where the CPU/GPU computes bf16 natively (e.g. AMX), else 32."
+    )
 
 
 class BenchmarkSettings(_Section):
@@ -143,6 +147,10 @@ class BenchmarkSettings(_Section):
     warmup: int = Field(3, ge=0, description="Untimed runs before measuring.")
     runs: int = Field(20, ge=1, description="Timed runs; p50 and p95 are taken over these.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's.")
+    reference: bool = Field(
+        True, description="Also time the prototype's way (eager fp32 model, whole video decoded) and report "
+        "the speed-ups; skipped for exported models."
+    )
 
 
 class Settings(BaseSettings):

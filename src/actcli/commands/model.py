@@ -16,12 +16,14 @@ from actcli.data.synthetic import SyntheticSpec, clip_name, render_clip, write_v
 from actcli.data.transforms import eval_transform
 from actcli.data.video import centre_clip_start, clip_indices, read_clip, require_readable, resolve_decoder
 from actcli.engine.benchmark import benchmark as run_benchmark
+from actcli.engine.benchmark import eager_copy
 from actcli.engine.evaluate import (
     classification_metrics,
     plot_confusion,
     predict_loader,
     write_confusion_csv,
 )
+from actcli.engine.inference import inference_precision, prepare_for_inference
 from actcli.errors import UserError
 from actcli.models.checkpoint import (
     clip_of,
@@ -62,6 +64,15 @@ def _load_model(weights: Path, device: torch.device, threads: int | None = None)
     return model, clip_of(checkpoint), checkpoint["classes"], checkpoint["model"], checkpoint, device
 
 
+def _precision(settings: Settings, device: torch.device, exported: bool) -> str:
+    """The inference precision to use; exported files always run as exported (fp32)."""
+    if exported:
+        if settings.test.precision not in ("auto", "32"):
+            ui.warn(f"--precision {settings.test.precision} applies to checkpoints; exported files run in fp32")
+        return "32"
+    return inference_precision(settings.test.precision, device)
+
+
 def _checkpoint_path(settings: Settings, weights: Path | None, experiment: str | None) -> Path:
     return weights or latest_checkpoint(settings.paths.outputs, experiment)
 
@@ -99,10 +110,11 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     temporal, spatial = (int(n) for n in settings.test.views.split("x"))
     dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder)
     device = resolve_device(settings.train.device)
-    model = to_device(model, device)
+    precision = inference_precision(settings.test.precision, device)
+    model, steps = prepare_for_inference(model, device, precision)
     loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
     with ui.progress() as bars:
-        predictions = predict_loader(model, loader, device, bars, f"testing on {split}")
+        predictions = predict_loader(model, loader, device, bars, f"testing on {split} (precision {precision})")
     for path in predictions.skipped:
         ui.warn(f"skipped unreadable video {path}")
     if len(predictions.labels) == 0:
@@ -113,11 +125,12 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     png_path = report_path.parent / f"confusion-{split}.png"
     write_confusion_csv(cm, source.classes, csv_path)
     plot_confusion(cm, source.classes, png_path, f"{checkpoint['model']} on {source.dataset} {split}")
-    config = {**settings.model_dump(mode="json"), "weights": str(weights), "clip": asdict(spec)}
+    config = {**settings.model_dump(mode="json"), "weights": str(weights), "clip": asdict(spec),
+              "precision": precision, "inference_steps": steps, "decoder": source.decoder}
     report = make_report("test", device, config, metrics,
                          {"weights": weights, "confusion_csv": csv_path, "confusion_png": png_path})
     write_report(report, report_path)
-    summary = [["views per video", settings.test.views],
+    summary = [["views per video", settings.test.views], ["precision", precision],
                ["top-1 video (clip)", f"{metrics.top1:.3f} ({metrics.clip_top1:.3f})"],
                ["top-5 video (clip)", f"{metrics.top5:.3f} ({metrics.clip_top5:.3f})"],
                ["mean class accuracy", f"{metrics.mean_class_accuracy:.3f}"],
@@ -165,12 +178,25 @@ def benchmark(settings: Settings, sources: dict[str, str], weights: Path | None,
         if checkpoint is not None:
             settings = _with_checkpoint_data(settings, sources, checkpoint)
     bench = settings.benchmark
+    decoder = resolve_decoder(settings.data.decoder)
+    exported = weights_used is not None and is_exported(weights_used)
+    precision = _precision(settings, device, exported)
+    reference = bench.reference and not exported
+    if bench.reference and not reference:
+        ui.warn("exported models have no eager fp32 reference to compare with; timing actcli only")
+    eager = eager_copy(model) if reference else None
+    steps: list[str] = ["exported"]
+    if not exported:
+        model, steps = prepare_for_inference(model, device, precision)
     with tempfile.TemporaryDirectory() as tmp:
         videos, video_source = _benchmark_videos(settings, spec.crop, Path(tmp))
         ui.console.print(f"benchmarking {name} at {spec} on {device}, batch {bench.batch_size}, "
-                         f"{bench.warmup} warm-up + {bench.runs} timed runs, videos: {video_source}")
+                         f"{bench.warmup} warm-up + {bench.runs} timed runs, precision {precision}, decoder {decoder}, "
+                         f"videos: {video_source}"
+                         + (", with the prototype's way alongside" if reference else ""))
         with ui.progress() as bars:
-            metrics = run_benchmark(model, spec, videos, device, bench.batch_size, bench.warmup, bench.runs, bars)
+            metrics = run_benchmark(model, spec, videos, device, bench.batch_size, bench.warmup, bench.runs, bars,
+                                    decoder, eager, precision, steps)
     config = {**settings.model_dump(mode="json"), "model": name, "clip": asdict(spec),
               "weights": str(weights_used) if weights_used else None, "videos": video_source}
     path = (_report_path(settings, weights_used, report_file, "report-benchmark.json") if weights_used
@@ -180,8 +206,17 @@ def benchmark(settings: Settings, sources: dict[str, str], weights: Path | None,
     m, e = metrics.model_ms_per_sample, metrics.end_to_end_ms_per_sample
     rows = [["model only", f"{m.p50:.1f}", f"{m.p95:.1f}", f"{metrics.model_throughput_clips_per_s:.1f}"],
             ["end to end", f"{e.p50:.1f}", f"{e.p95:.1f}", f"{metrics.throughput_clips_per_s:.1f}"]]
+    ref = metrics.reference
+    if ref is not None:
+        rows += [["prototype: model only", f"{ref.model_ms_per_sample.p50:.1f}", f"{ref.model_ms_per_sample.p95:.1f}",
+                  f"{1000 / ref.model_ms_per_sample.mean:.1f}"],
+                 ["prototype: end to end", f"{ref.end_to_end_ms_per_sample.p50:.1f}",
+                  f"{ref.end_to_end_ms_per_sample.p95:.1f}", f"{1000 / ref.end_to_end_ms_per_sample.mean:.1f}"]]
     ui.console.print(ui.table(f"{name} {spec} on {device} (threads {torch.get_num_threads()})",
                               ["", "p50 ms/sample", "p95 ms/sample", "clips/s"], rows))
+    if ref is not None:
+        ui.console.print(f"actcli vs the prototype's way (p50): model only {ref.model_speedup:.2f}x faster, "
+                         f"end to end {ref.end_to_end_speedup:.2f}x faster")
     ui.console.print(f"report: {path}")
     return path
 
@@ -193,6 +228,8 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
     require_readable(video)
     weights = _checkpoint_path(settings, weights, experiment)
     model, spec, classes, name, _, device = _load_model(weights, resolve_device(settings.train.device))
+    if not is_exported(weights):
+        model, _ = prepare_for_inference(model, device, _precision(settings, device, False))
 
     def choose(info):
         return clip_indices(info.frames, spec.frames, spec.stride,

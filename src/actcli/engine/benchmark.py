@@ -8,22 +8,30 @@ Two measurements, both per sample (batch time / batch size):
 
 Each is run ``warmup`` times untimed, then ``runs`` times timed; on CUDA the device is
 synchronised before reading the clock, so queued kernels are counted.
+
+With ``reference=True`` the prototype's way is timed the same way, interleaved run by run
+so machine noise hits both alike: a copy of the model in eager fp32, contiguous memory
+format, under ``no_grad`` (model only), fed by decoding each whole video with PyAV and
+picking the clip's frames (end to end). The report gives both and the p50 ratios.
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import av
+import numpy as np
 import torch
 from rich.progress import Progress
 
 from actcli.data.transforms import eval_transform
 from actcli.data.video import ClipSpec, centre_clip_start, clip_indices, read_clip
 from actcli.pipeline import clips_to_device
-from actcli.report import BenchmarkMetrics, Percentiles
+from actcli.report import BenchmarkMetrics, Percentiles, ReferenceMetrics
 
 
 def synchronize(device: torch.device) -> None:
@@ -42,23 +50,28 @@ def percentiles(values: Sequence[float]) -> Percentiles:
 
 
 def time_runs(
-    step: Callable[[], object],
+    steps: Sequence[Callable[[], object]],
     device: torch.device,
     warmup: int,
     runs: int,
     progress: Progress | None = None,
     description: str = "",
-) -> list[float]:
-    """Seconds per call of ``step`` over ``runs`` timed calls after ``warmup`` untimed ones."""
+) -> list[list[float]]:
+    """Seconds per call of each of ``steps`` over ``runs`` timed rounds after ``warmup`` untimed ones.
+
+    Within a round the steps run one after the other, so slow phases of a shared machine
+    hit every step alike. Returns one list of ``runs`` durations per step.
+    """
     task = progress.add_task(description, total=warmup + runs) if progress else None
-    times = []
+    times: list[list[float]] = [[] for _ in steps]
     for i in range(warmup + runs):
-        synchronize(device)
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+        for step, spent in zip(steps, times, strict=True):
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            if i >= warmup:
+                spent.append(time.perf_counter() - start)
         if progress is not None and task is not None:
             progress.advance(task)
     if progress is not None and task is not None:
@@ -77,7 +90,29 @@ def load_batch(videos: Sequence[Path], spec: ClipSpec, decoder: str = "pyav") ->
     return torch.stack([transform(read_clip(v, choose, decoder)[0]) for v in videos])
 
 
-@torch.inference_mode()
+def whole_video(path: Path) -> torch.Tensor:
+    """The prototype's reader: every frame of ``path`` decoded with PyAV, ``uint8 [T, C, H, W]``."""
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+
+
+def load_batch_whole_video(videos: Sequence[Path], spec: ClipSpec) -> torch.Tensor:
+    """:func:`load_batch` the prototype's way: decode each whole video, then pick the centred clip."""
+    transform = eval_transform(spec.crop)
+    clips = []
+    for video in videos:
+        frames = whole_video(video)
+        start = centre_clip_start(len(frames), spec.frames, spec.stride)
+        clips.append(transform(frames[clip_indices(len(frames), spec.frames, spec.stride, start)]))
+    return torch.stack(clips)
+
+
+def eager_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """The model as the prototype ran it: a copy in default (contiguous) memory format, eval mode."""
+    return copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
+
+
 def benchmark(
     model: torch.nn.Module,
     spec: ClipSpec,
@@ -87,32 +122,69 @@ def benchmark(
     warmup: int,
     runs: int,
     progress: Progress | None = None,
+    decoder: str = "pyav",
+    eager: torch.nn.Module | None = None,
+    precision: str = "32",
+    optimizations: Sequence[str] = (),
 ) -> BenchmarkMetrics:
     """Measure ``model`` alone and end to end on batches of ``batch_size`` clips.
 
-    End-to-end batches cycle through ``videos``; each timed run decodes fresh files.
+    ``model`` is timed as given (e.g. prepared by :func:`actcli.engine.inference.prepare_for_inference`;
+    ``precision`` and ``optimizations`` only label the report). End-to-end batches cycle through
+    ``videos``; each timed run decodes fresh files with ``decoder``. With ``eager`` (see
+    :func:`eager_copy`), the prototype's way is timed alongside (module docstring).
     """
     model.eval()
+    reference = eager is not None
     clips = torch.randn(batch_size, 3, spec.frames, spec.crop, spec.crop)
     ready = clips_to_device(clips, device)
-    model_times = time_runs(lambda: model(ready), device, warmup, runs, progress, "model only")
+    eager_input = clips.to(device) if reference else None
+    cursor = {"actcli": 0, "reference": 0}
 
-    cursor = 0
+    def next_videos(who: str) -> list[Path]:
+        chosen = [videos[(cursor[who] + i) % len(videos)] for i in range(batch_size)]
+        cursor[who] += batch_size
+        return chosen
 
+    @torch.inference_mode()
+    def model_only() -> torch.Tensor:
+        return model(ready)
+
+    @torch.inference_mode()
     def end_to_end() -> torch.Tensor:
-        nonlocal cursor
-        chosen = [videos[(cursor + i) % len(videos)] for i in range(batch_size)]
-        cursor += batch_size
-        return model(clips_to_device(load_batch(chosen, spec), device))
+        return model(clips_to_device(load_batch(next_videos("actcli"), spec, decoder), device))
 
-    e2e_times = time_runs(end_to_end, device, warmup, runs, progress, "end to end")
-    per_sample = lambda times: [1000.0 * t / batch_size for t in times]  # noqa: E731
-    return BenchmarkMetrics(
+    @torch.no_grad()
+    def reference_model_only() -> torch.Tensor:
+        return eager(eager_input)
+
+    @torch.no_grad()
+    def reference_end_to_end() -> torch.Tensor:
+        return eager(load_batch_whole_video(next_videos("reference"), spec).to(device))
+
+    model_steps = [model_only, reference_model_only] if reference else [model_only]
+    e2e_steps = [end_to_end, reference_end_to_end] if reference else [end_to_end]
+    model_times = time_runs(model_steps, device, warmup, runs, progress, "model only")
+    e2e_times = time_runs(e2e_steps, device, warmup, runs, progress, "end to end")
+    per_sample = lambda times: percentiles([1000.0 * t / batch_size for t in times])  # noqa: E731
+    metrics = BenchmarkMetrics(
         batch_size=batch_size,
         runs=runs,
         warmup=warmup,
-        model_ms_per_sample=percentiles(per_sample(model_times)),
-        end_to_end_ms_per_sample=percentiles(per_sample(e2e_times)),
-        throughput_clips_per_s=batch_size / statistics.fmean(e2e_times),
-        model_throughput_clips_per_s=batch_size / statistics.fmean(model_times),
+        model_ms_per_sample=per_sample(model_times[0]),
+        end_to_end_ms_per_sample=per_sample(e2e_times[0]),
+        throughput_clips_per_s=batch_size / statistics.fmean(e2e_times[0]),
+        model_throughput_clips_per_s=batch_size / statistics.fmean(model_times[0]),
+        decoder=decoder,
+        precision=precision,
+        optimizations=list(optimizations),
     )
+    if reference:
+        ref_model, ref_e2e = per_sample(model_times[1]), per_sample(e2e_times[1])
+        metrics.reference = ReferenceMetrics(
+            model_ms_per_sample=ref_model,
+            end_to_end_ms_per_sample=ref_e2e,
+            model_speedup=ref_model.p50 / metrics.model_ms_per_sample.p50,
+            end_to_end_speedup=ref_e2e.p50 / metrics.end_to_end_ms_per_sample.p50,
+        )
+    return metrics

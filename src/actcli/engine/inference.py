@@ -1,0 +1,114 @@
+"""The model as ``test``, ``predict`` and ``benchmark`` run it: a faster copy, same predictions.
+
+:func:`prepare_for_inference` stacks these steps, each measured on this project's 2-core
+Xeon (X3D-XS, native clip, batch 2; docs/performance.md):
+
+* pytorchvideo's ``Swish`` (a Python autograd.Function) becomes ``nn.SiLU`` (one fused
+  kernel, same formula);
+* eval-mode BatchNorm is folded into the preceding convolution (``torch.fx`` fusion; models
+  ``torch.fx`` cannot trace, SlowFast and MViT, keep their BatchNorm);
+* channels-last-3d memory format on CPU;
+* precision: ``auto`` picks bf16 where the hardware computes it natively (CPUs with AMX or
+  AVX512-BF16, CUDA GPUs with bf16) and fp32 elsewhere. bf16 runs under autocast with the
+  convolution and linear weights cast once, ahead of time. ``32`` keeps fp32 throughout.
+
+In fp32 the outputs match the original model to float rounding (tested for every zoo model);
+bf16 gave the same top-1 as fp32 on the demo's test and train splits.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from actcli.engine.recipe import autocast
+from actcli.errors import UserError
+
+INFERENCE_PRECISIONS = ("auto", "32", "bf16", "16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bf16 in hardware (so bf16 autocast is faster, not emulated)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:  # private helpers, but the only way torch exposes these CPU features
+            return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+        except AttributeError:
+            return False
+    return False
+
+
+def inference_precision(requested: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where :func:`native_bf16`, else ``32``; ``16`` needs CUDA."""
+    if requested not in INFERENCE_PRECISIONS:
+        raise UserError(f"unknown precision {requested!r}; choose one of {', '.join(INFERENCE_PRECISIONS)}")
+    if requested == "auto":
+        return "bf16" if native_bf16(device) else "32"
+    if requested == "16" and device.type != "cuda":
+        raise UserError(f"--precision 16 needs a CUDA GPU (device is {device}); use --precision bf16 or 32")
+    return requested
+
+
+class AutocastModel(torch.nn.Module):
+    """``model`` run under autocast at ``precision``; returns ``float32`` logits ``[B, K]``."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
+        super().__init__()
+        self.model, self.device, self.precision = model, device, precision
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.precision):
+            return self.model(clips).float()
+
+
+def swish_to_silu(model: nn.Module) -> None:
+    """Replace pytorchvideo's ``Swish`` modules by ``nn.SiLU`` in place (same ``x * sigmoid(x)``)."""
+    from pytorchvideo.layers.swish import Swish
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Swish):
+                setattr(parent, name, nn.SiLU())
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module | None:
+    """``model`` (eval mode) with every conv -> BatchNorm pair folded into one conv, or None
+    when ``torch.fx`` cannot trace it."""
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        return fuse(model)
+    except Exception:  # torch.fx raises many kinds (TraceError, RuntimeError, TypeError) on untraceable code
+        return None
+
+
+def prepare_for_inference(
+    model: nn.Module, device: torch.device, precision: str
+) -> tuple[nn.Module, list[str]]:
+    """A faster copy of ``model`` for inference on ``device`` at ``precision`` (module docstring).
+
+    Returns the copy (input ``float [B, C, T, H, W]``, output ``float32 [B, K]``) and the
+    names of the steps applied, for reports.
+    """
+    net = copy.deepcopy(model).cpu().eval().requires_grad_(False)
+    swish_to_silu(net)
+    steps = ["silu"]
+    folded = fold_batch_norms(net)
+    if folded is not None:
+        net = folded
+        steps.append("conv_bn_folded")
+    net = net.to(device)
+    if device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last_3d)
+        steps.append("channels_last_3d")
+    if precision != "32":
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        for module in net.modules():
+            if isinstance(module, (nn.Conv3d, nn.Linear)):
+                module.to(dtype)
+        net = AutocastModel(net, device, precision)
+        steps.append(f"{dtype}".replace("torch.", "") + "_autocast")
+    return net, steps
