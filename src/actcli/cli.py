@@ -266,6 +266,24 @@ def predict(
     run(settings, video, weights, experiment, top_k, report)
 
 
+@app.command()
+@handle_errors
+def score(
+    predictions: Annotated[Path, typer.Argument(help="An EK100 submission JSON (recognition or anticipation), e.g. written by `actcli test`.")],
+    annotations: Annotated[Path, typer.Option(help="Labelled segments to score against, e.g. EPIC_100_validation.csv.")],
+    task: Annotated[str | None, typer.Option(help="recognition (top-1/5 accuracy) or anticipation (class-mean top-5 recall). (default: the file's challenge)")] = None,
+    subsets: Annotated[Path | None, typer.Option(help="Folder with EPIC_100_tail_verbs.csv, EPIC_100_tail_nouns.csv and EPIC_100_unseen_participant_ids_validation.csv. (default: the annotations' folder)")] = None,
+    unseen: Annotated[Path | None, typer.Option(help="Unseen-participant CSV to use instead, e.g. EPIC_100_unseen_participant_ids_test.csv.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Where to write the JSON report. (default: <predictions>-score-<task>.json)")] = None,
+) -> None:
+    """Score an EK100 submission offline exactly as the official evaluators do (overall, unseen, tail)."""
+    from actcli.commands.ek100 import score as run
+
+    if task not in (None, "recognition", "anticipation"):
+        raise UserError(f"--task must be recognition or anticipation, not {task!r}")
+    run(predictions, annotations, task, subsets, unseen, report)
+
+
 @app.command("models")
 @handle_errors
 def models_command(

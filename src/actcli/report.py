@@ -141,6 +141,17 @@ class PredictMetrics(_Strict):
     top: list[dict[str, float | str]]
 
 
+class ScoreMetrics(_Strict):
+    """EK100 scores of a submission file; fractions in [0, 1], null for an empty subset."""
+
+    task: Literal["recognition", "anticipation"]
+    challenge: str
+    segments: int
+    overall: dict[str, float | None]
+    unseen: dict[str, float | None]
+    tail: dict[str, float | None]
+
+
 class AnnotateMetrics(_Strict):
     clips: int
     classes: int
@@ -156,13 +167,14 @@ METRICS: dict[str, type[BaseModel]] = {
     "benchmark": BenchmarkMetrics,
     "predict": PredictMetrics,
     "annotate": AnnotateMetrics,
+    "score": ScoreMetrics,
 }
 
 
 class Report(_Strict):
     """A command's measurement, as written to JSON."""
 
-    command: Literal["train", "test", "benchmark", "predict", "annotate"]
+    command: Literal["train", "test", "benchmark", "predict", "annotate", "score"]
     created: datetime
     environment: Environment
     config: dict[str, Any]

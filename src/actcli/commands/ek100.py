@@ -1,0 +1,55 @@
+"""``actcli score``: score an EK100 submission file against labelled annotations, offline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from actcli import console as ui
+from actcli.ek100.annotations import FILES, Subsets, load_id_set, load_segments, load_subsets
+from actcli.ek100.metrics import GroundTruth, Rankings, anticipation_metrics, recognition_metrics
+from actcli.ek100.submission import CHALLENGES, read_submission
+from actcli.report import ScoreMetrics, make_report, write_report
+
+
+def _subsets(folder: Path, unseen: Path | None) -> Subsets:
+    """Tail classes from ``folder``; unseen participants from ``unseen`` or the validation file there."""
+    subsets = load_subsets(folder, "validation")
+    if unseen is None:
+        return subsets
+    return Subsets(subsets.tail_verbs, subsets.tail_nouns, frozenset(load_id_set(unseen, "participant_id")))
+
+
+def _nan_to_none(group: dict[str, float]) -> dict[str, float | None]:
+    return {k: None if math.isnan(v) else v for k, v in group.items()}
+
+
+def score(predictions: Path, annotations: Path, task: str | None, subsets_dir: Path | None, unseen: Path | None,
+          report_file: Path | None) -> Path:
+    """Score ``predictions`` (submission JSON) on the labelled segments of ``annotations``; returns the report."""
+    truth_table = load_segments(annotations, labelled=True)
+    folder = subsets_dir or annotations.parent
+    subsets = _subsets(folder, unseen)
+    ids = truth_table["narration_id"].tolist()
+    with ui.console.status(f"reading {predictions}"):
+        submitted = read_submission(predictions, ids)
+    task = task or next(t for t, c in CHALLENGES.items() if c == submitted.challenge)
+    truth = GroundTruth(truth_table["verb_class"].to_numpy(), truth_table["noun_class"].to_numpy(),
+                        truth_table["participant_id"].to_numpy())
+    ranks = Rankings.from_scores(submitted.verb_scores, submitted.noun_scores, submitted.action_ids)
+    compute = recognition_metrics if task == "recognition" else anticipation_metrics
+    groups = {group: _nan_to_none(values) for group, values in compute(ranks, truth, subsets).items()}
+    metrics = ScoreMetrics(task=task, challenge=submitted.challenge, segments=len(ids), **groups)
+    path = report_file or predictions.with_name(f"{predictions.stem}-score-{task}.json")
+    config = {"predictions": str(predictions), "annotations": str(annotations),
+              "tail_classes": [str(folder / FILES["tail_verbs"]), str(folder / FILES["tail_nouns"])],
+              "unseen_participants": sorted(subsets.unseen_participants)}
+    write_report(make_report("score", torch.device("cpu"), config, metrics), path)
+    rows = [[name, *(f"{100 * v:.2f}" if v is not None else "-" for v in (groups[g].get(name) for g in groups))]
+            for name in groups["overall"]]
+    ui.console.print(ui.table(f"EK100 {task}: {len(ids)} segments (x 100)", ["metric", *groups], rows))
+    ui.console.print(f"report: {path}")
+    return path
+

@@ -1,0 +1,1 @@
+"""EPIC-KITCHENS-100: annotations, media, windows, metrics and submission files."""

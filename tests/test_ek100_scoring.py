@@ -1,0 +1,220 @@
+"""EK100 scoring: hand-computed cases, the official evaluators' code as reference, submissions, `actcli score`."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from actcli.ek100.annotations import FILES, Subsets, load_segments, load_subsets
+from actcli.ek100.metrics import GroundTruth, Rankings, anticipation_metrics, recognition_metrics
+from actcli.ek100.scores import action_scores, class_mean_recall
+from actcli.ek100.submission import make_submission, read_submission, write_submission
+from actcli.errors import UserError
+from actcli.report import read_report
+
+EK100 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ek100"
+
+
+# --- the official code, verbatim from epic-kitchens/C3-Action-Anticipation evaluate_anticipation_json_ek100.py
+def official_softmax(xs):
+    if xs.ndim == 1:
+        xs = xs.reshape((1, -1))
+    max_x = np.max(xs, axis=1).reshape((-1, 1))
+    exp_x = np.exp(xs - max_x)
+    return exp_x / np.sum(exp_x, axis=1).reshape((-1, 1))
+
+
+def official_top_scores(scores, top_n=100):
+    top_n_scores_idx = np.argsort(scores)[:, ::-1][:, :top_n]
+    top_n_scores = scores[np.arange(0, len(scores)).reshape(-1, 1), top_n_scores_idx]
+    return top_n_scores_idx, top_n_scores
+
+
+def official_compute_action_scores(verb_scores, noun_scores, top_n=100):
+    top_verbs, top_verb_scores = official_top_scores(verb_scores, top_n=top_n)
+    top_nouns, top_noun_scores = official_top_scores(noun_scores, top_n=top_n)
+    top_verb_probs = official_softmax(top_verb_scores)
+    top_noun_probs = official_softmax(top_noun_scores)
+    action_probs_matrix = top_verb_probs[:, :, np.newaxis] * top_noun_probs[:, np.newaxis, :]
+    instance_count = action_probs_matrix.shape[0]
+    action_ranks = action_probs_matrix.reshape(instance_count, -1).argsort(axis=-1)[:, ::-1]
+    verb_ranks_idx, noun_ranks_idx = np.unravel_index(action_ranks[:, :top_n], shape=(action_probs_matrix.shape[1:]))
+    segments = np.arange(0, instance_count).reshape(-1, 1)
+    return ((top_verbs[segments, verb_ranks_idx], top_nouns[segments, noun_ranks_idx]),
+            action_probs_matrix.reshape(instance_count, -1)[segments, action_ranks[:, :top_n]])
+
+
+def official_topk_accuracy(rankings, labels, ks=(1, 5)):
+    maxk = np.max(ks)
+    tp = rankings[:, :maxk] == labels.reshape(-1, 1)
+    return [tp[:, :k].max(1).mean() for k in ks]
+
+
+def official_mean_topk_recall(rankings, labels, k=5):
+    classes = np.unique(labels)
+    recalls = []
+    for c in classes:
+        idx = labels == c
+        recalls.append(official_topk_accuracy(rankings[idx], labels[idx], ks=(k,))[0])
+    return np.mean(recalls)
+# --- end of the official code
+
+
+def test_action_scores_by_hand():
+    verbs = np.array([[1.0, 0.0, -5.0]])
+    nouns = np.array([[0.0, 2.0, 0.5]])
+    ids, probs = action_scores(verbs, nouns, top=2)
+    verb_p = np.exp([1.0, 0.0]) / np.exp([1.0, 0.0]).sum()  # softmax over the top-2 verbs only
+    noun_p = np.exp([2.0, 0.5]) / np.exp([2.0, 0.5]).sum()  # nouns 1 and 2
+    assert ids.tolist() == [[1, 1001]]  # (verb 0, noun 1), then (verb 1, noun 1): 0.60 > 0.22 > 0.13
+    assert probs[0] == pytest.approx([verb_p[0] * noun_p[0], verb_p[1] * noun_p[0]])
+
+
+def test_action_scores_match_the_official_code():
+    rng = np.random.default_rng(0)
+    verbs, nouns = rng.normal(size=(50, 97)), rng.normal(size=(50, 300))
+    (v, n), official = official_compute_action_scores(verbs, nouns)
+    ids, probs = action_scores(verbs, nouns)
+    assert np.array_equal(ids, v * 1000 + n) and np.allclose(probs, official)
+
+
+def test_class_mean_recall_by_hand():
+    labels = np.array([0, 0, 0, 1])
+    hits = np.array([True, True, True, False])
+    assert class_mean_recall(hits, labels) == pytest.approx(0.5)  # (3/3 + 0/1) / 2, not 3/4
+    assert class_mean_recall(hits, labels, classes=np.array([0, 7])) == pytest.approx(1.0)
+    assert math.isnan(class_mean_recall(hits[:0], labels[:0]))
+
+
+def _case():
+    """Four segments: P01 x2 (seen), P02 x2 (unseen); verb 5 and noun 9 are tail classes."""
+    truth = GroundTruth(np.array([0, 0, 5, 50]), np.array([2, 9, 3, 3]), np.array(["P01", "P01", "P02", "P02"]))
+    subsets = Subsets(frozenset({5}), frozenset({9}), frozenset({"P02"}))
+    verb_scores = np.zeros((4, 97))
+    verb_scores[[0, 1, 2, 3], [0, 3, 5, 0]] = 10  # right, wrong, right, wrong (verb 50 ranks past 5th)
+    verb_scores[1, 0] = 5  # segment 1: the true verb is second
+    noun_scores = np.zeros((4, 300))
+    noun_scores[[0, 1, 2, 3], [2, 9, 4, 3]] = 10  # right, right, wrong, right
+    return truth, subsets, verb_scores, noun_scores
+
+
+def test_recognition_metrics_by_hand():
+    truth, subsets, verb_scores, noun_scores = _case()
+    ranks = Rankings.from_scores(verb_scores, noun_scores, action_scores(verb_scores, noun_scores)[0])
+    m = recognition_metrics(ranks, truth, subsets)
+    assert m["overall"]["verb_top1"] == 0.5 and m["overall"]["verb_top5"] == 0.75
+    assert m["overall"]["noun_top1"] == 0.75
+    assert m["overall"]["action_top1"] == 0.25  # only segment 0 has verb and noun right
+    assert m["unseen"] == {"verb_top1": 0.5, "noun_top1": 0.5, "action_top1": 0.0}
+    # tail verb: segment 2 (right); tail noun: segment 1 (right); tail action: segments 1 and 2 (both wrong)
+    assert m["tail"] == {"verb_top1": 1.0, "noun_top1": 1.0, "action_top1": 0.0}
+
+
+def test_anticipation_metrics_match_the_official_code():
+    rng = np.random.default_rng(1)
+    n = 400
+    truth = GroundTruth(rng.integers(0, 8, n), rng.integers(0, 12, n), rng.choice(["P01", "P02", "P03"], n))
+    subsets = Subsets(frozenset({5, 6, 7}), frozenset({10, 11}), frozenset({"P03"}))
+    verb_scores, noun_scores = rng.normal(size=(n, 97)), rng.normal(size=(n, 300))
+    verb_scores[np.arange(n), truth.verbs] += 2  # better than chance, so recalls are not all 0
+    ranks = Rankings.from_scores(verb_scores, noun_scores, action_scores(verb_scores, noun_scores)[0])
+    m = anticipation_metrics(ranks, truth, subsets)
+    tail_action = np.isin(truth.verbs, [5, 6, 7]) | np.isin(truth.nouns, [10, 11])
+    expected = {
+        ("overall", "verb"): official_mean_topk_recall(ranks.verbs, truth.verbs),
+        ("overall", "action"): official_mean_topk_recall(ranks.actions, truth.actions),
+        ("unseen", "noun"): official_mean_topk_recall(ranks.nouns[truth.participants == "P03"],
+                                                      truth.nouns[truth.participants == "P03"]),
+        ("tail", "action"): official_mean_topk_recall(ranks.actions[tail_action], truth.actions[tail_action]),
+    }
+    for (group, task), value in expected.items():
+        assert m[group][f"{task}_mean_top5_recall"] == pytest.approx(value)
+    assert 0.2 < m["overall"]["verb_mean_top5_recall"] <= 1
+
+
+def test_submission_round_trip_and_checks(tmp_path):
+    rng = np.random.default_rng(2)
+    ids = ["P01_01_0", "P01_01_1", "P02_03_7"]
+    verbs, nouns = rng.normal(size=(3, 97)), rng.normal(size=(3, 300))
+    path = tmp_path / "sub.json"
+    write_submission(make_submission("anticipation", ids, verbs, nouns), path)
+    data = json.loads(path.read_text())
+    assert (data["version"], data["challenge"]) == ("0.2", "action_anticipation")
+    entry = data["results"]["P02_03_7"]
+    assert len(entry["verb"]) == 97 and len(entry["noun"]) == 300 and len(entry["action"]) == 100
+    assert all(k.count(",") == 1 for k in entry["action"])
+    back = read_submission(path, list(reversed(ids)))  # scores come back in the order asked for
+    assert np.allclose(back.verb_scores, verbs[::-1]) and np.allclose(back.noun_scores, nouns[::-1])
+    assert np.array_equal(back.action_ids, action_scores(verbs, nouns)[0][::-1])
+
+    recognition = make_submission("recognition", ids, verbs, nouns)
+    assert "action" not in recognition["results"]["P01_01_0"]
+    broken = {
+        "version": {**data, "version": "0.1"},
+        "lacks 1 segment": {**data, "results": {k: v for k, v in data["results"].items() if k != "P01_01_1"}},
+        "exactly 100": {**data, "results": {**data["results"], "P01_01_0": {
+            **entry, "action": dict(list(entry["action"].items())[:99])}}},
+        "all or none": {**data, "results": {**data["results"], "P01_01_0": {"verb": entry["verb"],
+                                                                            "noun": entry["noun"]}}},
+        "sls_pt": {**data, "sls_pt": 9},
+    }
+    for message, content in broken.items():
+        path.write_text(json.dumps(content))
+        with pytest.raises(UserError, match=message):
+            read_submission(path, ids)
+
+
+@pytest.fixture()
+def real_subset(tmp_path) -> Path:
+    """The first 300 real validation segments plus the real tail and unseen files."""
+    folder = tmp_path / "ek100"
+    folder.mkdir()
+    pd.read_csv(EK100 / FILES["validation"], dtype=str).head(300).to_csv(folder / "val300.csv", index=False)
+    for key in ("tail_verbs", "tail_nouns", "unseen_validation"):
+        shutil.copy(EK100 / FILES[key], folder / FILES[key])
+    return folder
+
+
+def test_score_command_on_real_annotations(cli, real_subset, tmp_path):
+    segments = load_segments(real_subset / "val300.csv")
+    ids = segments["narration_id"].tolist()
+    # Perfect scores: every metric is 1 (empty unseen subset: null).
+    verbs = np.eye(97)[segments["verb_class"]] * 10
+    nouns = np.eye(300)[segments["noun_class"]] * 10
+    write_submission(make_submission("anticipation", ids, verbs, nouns), tmp_path / "perfect.json")
+    cli("score", tmp_path / "perfect.json", "--annotations", real_subset / "val300.csv",
+        "--report", tmp_path / "p.json")
+    perfect = read_report(tmp_path / "p.json").metrics
+    assert perfect["task"] == "anticipation" and perfect["segments"] == 300
+    assert all(v == 1.0 for v in perfect["overall"].values()) and all(v == 1.0 for v in perfect["tail"].values())
+    assert all(v is None for v in perfect["unseen"].values())  # no P18/P32 segment among the first 300
+
+    # Random scores, recognition metrics: the report equals the metric functions on the same scores.
+    rng = np.random.default_rng(3)
+    verbs, nouns = rng.normal(size=(300, 97)), rng.normal(size=(300, 300))
+    write_submission(make_submission("recognition", ids, verbs, nouns), tmp_path / "random.json")
+    cli("score", tmp_path / "random.json", "--annotations", real_subset / "val300.csv")
+    report = read_report(tmp_path / "random-score-recognition.json").metrics
+    truth = GroundTruth(segments["verb_class"].to_numpy(), segments["noun_class"].to_numpy(),
+                        segments["participant_id"].to_numpy())
+    ranks = Rankings.from_scores(verbs, nouns, action_scores(verbs, nouns)[0])
+    expected = recognition_metrics(ranks, truth, load_subsets(real_subset))
+    assert report["overall"] == pytest.approx(expected["overall"])
+    assert report["overall"]["verb_top1"] == pytest.approx(official_topk_accuracy(ranks.verbs, truth.verbs)[0])
+
+
+def test_score_rejects_malformed_input(cli, real_subset, tmp_path):
+    assert "not found" in cli.fails("score", tmp_path / "none.json", "--annotations", real_subset / "val300.csv")
+    (tmp_path / "bad.json").write_text("{")
+    assert "is not JSON" in cli.fails("score", tmp_path / "bad.json", "--annotations", real_subset / "val300.csv")
+    table = pd.read_csv(real_subset / "val300.csv", dtype=str)
+    table.loc[5, "verb_class"] = "120"
+    table.to_csv(real_subset / "bad.csv", index=False)
+    line = cli.fails("score", tmp_path / "bad.json", "--annotations", real_subset / "bad.csv")
+    assert "row 7" in line and "verb_class" in line
