@@ -218,3 +218,20 @@ def test_score_rejects_malformed_input(cli, real_subset, tmp_path):
     table.to_csv(real_subset / "bad.csv", index=False)
     line = cli.fails("score", tmp_path / "bad.json", "--annotations", real_subset / "bad.csv")
     assert "row 7" in line and "verb_class" in line
+
+
+def test_download_ek100_annotations_from_a_folder_checks_every_file(cli, workdir):
+    out = cli("download", "ek100-annotations", "--from", EK100).output
+    folder = workdir / "data" / "ek100" / "annotations"
+    assert (folder / FILES["validation"]).read_bytes() == (EK100 / FILES["validation"]).read_bytes()
+    assert "9668" in out and json.loads((workdir / "outputs" / "datasets.json").read_text())["ek100-annotations"]
+
+    # A truncated class file is caught at download time, with the file named.
+    broken = workdir / "broken"
+    shutil.copytree(EK100, broken)
+    lines = (broken / FILES["verbs"]).read_text().splitlines()
+    (broken / FILES["verbs"]).chmod(0o644)  # the shared copies are read-only
+    (broken / FILES["verbs"]).write_text("\n".join(lines[:50]) + "\n")
+    line = cli.fails("download", "ek100-annotations", "--from", broken, "--dest", workdir / "other")
+    assert FILES["verbs"] in line and "97" in line
+    assert "lacks" in cli.fails("download", "ek100-annotations", "--from", workdir / "outputs")

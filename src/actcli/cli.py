@@ -72,7 +72,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 @app.command()
 @handle_errors
 def download(
-    dataset: Annotated[str, typer.Argument(help=f"Dataset: {', '.join(DATASETS)}.")],
+    dataset: Annotated[str, typer.Argument(help=f"Dataset: {', '.join(DATASETS)}, or ek100-annotations (the official EPIC-KITCHENS-100 CSVs; --from FOLDER offline).")],
     source: Annotated[Path | None, typer.Option("--from", help="A downloaded .zip (extracted safely) or a dataset folder.")] = None,
     dest: Annotated[Path | None, typer.Option(help="Where to extract or generate. (default: data/<dataset>)")] = None,
     classes: Annotated[int, typer.Option(help="synthetic: number of classes (2-8).")] = 8,
@@ -85,11 +85,13 @@ def download(
 
     The dataset's location is remembered in outputs/datasets.json for later commands.
     """
-    from actcli.commands.data import download_dataset, download_synthetic
+    from actcli.commands.data import download_dataset, download_ek100_annotations, download_synthetic
     from actcli.data.synthetic import SyntheticSpec
 
     settings, _ = _settings(config)
-    if dataset == "synthetic":
+    if dataset == "ek100-annotations":
+        download_ek100_annotations(settings, source, dest)
+    elif dataset == "synthetic":
         if source is not None:
             raise UserError("synthetic data is generated, not downloaded; drop --from")
         if clips_per_class < 1 or groups < 1:

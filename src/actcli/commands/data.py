@@ -57,6 +57,23 @@ def download_synthetic(settings: Settings, dest: Path | None, spec: SyntheticSpe
     return dest
 
 
+def download_ek100_annotations(settings: Settings, source: Path | None, dest: Path | None) -> Path:
+    """Fetch (or copy with ``--from``) the official EK100 annotation CSVs, check them, remember the folder."""
+    from actcli.ek100.download import check_folder, copy_local, fetch
+
+    dest = dest or settings.paths.data / "ek100" / "annotations"
+    if source is not None:
+        copy_local(source, dest)
+    else:
+        with ui.console.status("downloading EK100 annotations") as status:
+            fetch(dest, lambda name: status.update(f"downloading {name}"))
+    rows = check_folder(dest)
+    ui.console.print(ui.table("EK100 annotations", ["file", "rows"], [[k, v] for k, v in rows.items()]))
+    remember_root(settings.paths.outputs, "ek100-annotations", dest)
+    ui.console.print(f"EK100 annotations are in {dest}; later commands find them there")
+    return dest
+
+
 def download_dataset(settings: Settings, name: str, source: Path | None, dest: Path | None) -> Path:
     """Fetch a real dataset with kagglehub, or take a local zip/folder, and remember its root."""
     info = dataset_info(name)
