@@ -112,7 +112,8 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     device = resolve_device(settings.train.device)
     precision = inference_precision(settings.test.precision, device)
     model, steps = prepare_for_inference(model, device, precision)
-    loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
+    loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False,
+                         pin_memory=device.type == "cuda")
     with ui.progress() as bars:
         predictions = predict_loader(model, loader, device, bars, f"testing on {split} (precision {precision})")
     for path in predictions.skipped:

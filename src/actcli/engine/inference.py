@@ -101,6 +101,9 @@ def prepare_for_inference(
         net = folded
         steps.append("conv_bn_folded")
     net = net.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed clip shapes: let cuDNN pick its fastest kernels
+        steps.append("cudnn_benchmark")
     if device.type == "cpu":
         net = net.to(memory_format=torch.channels_last_3d)
         steps.append("channels_last_3d")
