@@ -18,7 +18,7 @@ from actcli.ek100.submission import make_submission, read_submission, write_subm
 from actcli.errors import UserError
 from actcli.report import read_report
 
-EK100 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ek100"
+EK100 = Path(__file__).parent / "data" / "ek100"  # real annotation rows, see its README.md
 
 
 # --- the official code, verbatim from epic-kitchens/C3-Action-Anticipation evaluate_anticipation_json_ek100.py
@@ -195,6 +195,14 @@ def test_score_command_on_real_annotations(cli, real_subset, tmp_path):
     assert all(v == 1.0 for v in perfect["overall"].values()) and all(v == 1.0 for v in perfect["tail"].values())
     assert all(v is None for v in perfect["unseen"].values())  # no P18/P32 segment among the first 300
 
+    # With the P18 (unseen) rows, the unseen group is scored.
+    full = load_segments(EK100 / FILES["validation"])
+    verbs, nouns = np.eye(97)[full["verb_class"]] * 10, np.eye(300)[full["noun_class"]] * 10
+    write_submission(make_submission("recognition", full["narration_id"].tolist(), verbs, nouns), tmp_path / "all.json")
+    cli("score", tmp_path / "all.json", "--annotations", EK100 / FILES["validation"], "--report", tmp_path / "a.json")
+    unseen = read_report(tmp_path / "a.json").metrics["unseen"]
+    assert unseen == {"verb_top1": 1.0, "noun_top1": 1.0, "action_top1": 1.0}
+
     # Random scores, recognition metrics: the report equals the metric functions on the same scores.
     rng = np.random.default_rng(3)
     verbs, nouns = rng.normal(size=(300, 97)), rng.normal(size=(300, 300))
@@ -224,7 +232,7 @@ def test_download_ek100_annotations_from_a_folder_checks_every_file(cli, workdir
     out = cli("download", "ek100-annotations", "--from", EK100).output
     folder = workdir / "data" / "ek100" / "annotations"
     assert (folder / FILES["validation"]).read_bytes() == (EK100 / FILES["validation"]).read_bytes()
-    assert "9668" in out and json.loads((workdir / "outputs" / "datasets.json").read_text())["ek100-annotations"]
+    assert "400" in out and json.loads((workdir / "outputs" / "datasets.json").read_text())["ek100-annotations"]
 
     # A truncated class file is caught at download time, with the file named.
     broken = workdir / "broken"

@@ -1,0 +1,89 @@
+"""EK100 media in two layouts, sampled in seconds so both give the same clip for a segment.
+
+* **frames**: ``<root>/<P01>/rgb_frames/<P01_01>/frame_0000000001.jpg``, 1-indexed JPEGs at
+  60 fps (``PXX_YY``) or 50 fps (``PXX_1YY``), as released;
+* **videos**: ``<root>/<P01>/videos/<P01_01>.MP4`` at the native rate of ``EPIC_100_video_info.csv``.
+
+A time ``t`` (seconds) maps to the frame shown at ``t``: index ``floor(t * fps)`` (0-based;
+frame file ``index + 1``). A frame covers ``[index / fps, (index + 1) / fps)``, so a time
+before ``t_end`` never maps to a frame that starts at or after ``t_end``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+from actcli.data.video import DecodeError, read_clip
+from actcli.ek100.annotations import frames_fps
+
+
+def frame_path(root: Path, video_id: str, index: int) -> Path:
+    """The released JPEG of 0-based frame ``index`` (files are 1-indexed)."""
+    participant = video_id.split("_")[0]
+    return root / participant / "rgb_frames" / video_id / f"frame_{index + 1:010d}.jpg"
+
+
+def video_path(root: Path, video_id: str) -> Path:
+    """The original video file of ``video_id``."""
+    return root / video_id.split("_")[0] / "videos" / f"{video_id}.MP4"
+
+
+def layout(root: Path, video_id: str) -> str:
+    """``frames`` or ``videos``: whichever exists for this video (frames first); DecodeError if neither."""
+    if (frame_path(root, video_id, 0).parent).is_dir():
+        return "frames"
+    if video_path(root, video_id).is_file():
+        return "videos"
+    raise DecodeError(f"neither {frame_path(root, video_id, 0).parent} nor {video_path(root, video_id)} exists")
+
+
+def segment_times(start: float, stop: float, count: int, offset: float = 0.5) -> list[float]:
+    """``count`` times splitting ``[start, stop)`` into equal parts, ``offset`` (0-1) into each part.
+
+    ``offset=0.5`` takes the middle of each part (evaluation); a random offset per part is
+    the usual training jitter. Every time is ``>= start`` and ``< stop`` when ``stop > start``.
+    """
+    length = max(stop - start, 0.0)
+    return [start + (k + min(max(offset, 0.0), 0.999999)) * length / count for k in range(count)]
+
+
+def time_to_index(t: float, fps: float) -> int:
+    """The 0-based frame shown at time ``t`` seconds."""
+    return max(0, int(math.floor(t * fps + 1e-9)))
+
+
+def read_frames_at(root: Path, video_id: str, times: Sequence[float], video_fps: float | None = None,
+                   decoder: str = "pyav") -> tuple[torch.Tensor, list[int]]:
+    """Frames of ``video_id`` at ``times`` (seconds): ``uint8 [T, C, H, W]`` and the 0-based indices read.
+
+    ``video_fps`` is the original video's rate (from the video info file; probed when None).
+    Raises DecodeError naming the first missing frame file or an unreadable video.
+    """
+    if layout(root, video_id) == "frames":
+        fps = frames_fps(video_id)
+        indices = [time_to_index(t, fps) for t in times]
+        images = []
+        for index in indices:
+            path = frame_path(root, video_id, index)
+            if not path.is_file():
+                raise DecodeError(f"frame {path} is missing")
+            try:
+                images.append(decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB))
+            except RuntimeError as exc:
+                raise DecodeError(f"cannot decode {path}: {exc}") from None
+        return torch.stack(images), indices
+    path = video_path(root, video_id)
+    requested: list[int] = []
+
+    def choose(info) -> list[int]:
+        fps = video_fps or info.fps
+        requested.extend(time_to_index(t, fps) for t in times)
+        return requested
+
+    frames, _ = read_clip(path, choose, decoder)
+    return frames, requested
