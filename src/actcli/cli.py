@@ -113,12 +113,26 @@ def annotate(
     probe: Annotated[bool, typer.Option("--probe", help="Open every video: record frames/fps/duration, leave out unreadable ones.")] = False,
     out: Annotated[Path | None, typer.Option(help="Output folder. (default: annotations/<dataset>)")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split search.")] = 0,
+    task: Annotated[Literal["recognition", "anticipation"], typer.Option(help="ek100: recognition (the segment) or anticipation (the window before it).")] = "recognition",
+    tau_a: Annotated[float, typer.Option(help="ek100 anticipation: seconds between the observed window's end and the action's start.")] = 1.0,
+    tau_o: Annotated[float, typer.Option(help="ek100 anticipation: seconds observed.")] = 2.0,
+    before_start: Annotated[Literal["clip", "drop"], typer.Option(help="ek100 anticipation: a window that begins before the video is clipped to 0 s or its segment dropped (counted either way).")] = "clip",
+    participants: Annotated[str | None, typer.Option(help="ek100: only these participants, e.g. P01,P02.")] = None,
+    max_segments: Annotated[int | None, typer.Option(help="ek100: at most N segments per participant and official file (small runs).")] = None,
+    official: Annotated[Path | None, typer.Option(help="ek100: folder with the official CSVs. (default: where `download ek100-annotations` put them)")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Scan a folder-per-class dataset; write annotations.csv, labels.csv, train/val/test.csv."""
+    """Write the split files: scan a folder-per-class dataset (train/val/test.csv, labels.csv), or convert EK100's official CSVs."""
+    settings, _ = _settings(config, data__dataset=dataset, data__root=root)
+    if settings.data.dataset == "ek100":
+        from actcli.commands.ek100 import annotate_ek100
+        from actcli.ek100.splits import TaskSpec
+
+        chosen = [p.strip() for p in participants.split(",") if p.strip()] if participants else None
+        annotate_ek100(settings, official, TaskSpec(task, tau_a, tau_o, before_start), chosen, max_segments, out)
+        return
     from actcli.commands.data import annotate as run
 
-    settings, _ = _settings(config, data__dataset=dataset, data__root=root)
     run(settings, split, by, folds, probe, out, seed)
 
 

@@ -8,10 +8,33 @@ from pathlib import Path
 import torch
 
 from actcli import console as ui
+from actcli.data.registry import resolve_root
 from actcli.ek100.annotations import FILES, Subsets, load_id_set, load_segments, load_subsets
 from actcli.ek100.metrics import GroundTruth, Rankings, anticipation_metrics, recognition_metrics
+from actcli.ek100.splits import TaskSpec, write_ek100_splits
 from actcli.ek100.submission import CHALLENGES, read_submission
-from actcli.report import ScoreMetrics, make_report, write_report
+from actcli.report import AnnotateMetrics, ScoreMetrics, make_report, write_report
+from actcli.settings import Settings
+
+
+def annotate_ek100(settings: Settings, official: Path | None, spec: TaskSpec, participants: list[str] | None,
+                   max_segments: int | None, out: Path | None) -> Path:
+    """Write actcli's EK100 split files (see :mod:`actcli.ek100.splits`); returns their folder."""
+    official = official or resolve_root(settings.paths.outputs, "ek100-annotations", None)
+    folder = out or settings.data.annotations_dir or settings.paths.annotations / "ek100"
+    counts = write_ek100_splits(official, folder, spec, participants, max_segments, ui.warn)
+    rows = [[name, c["segments"], c["windows_clipped"], c["segments_dropped"]] for name, c in counts.items()]
+    ui.console.print(ui.table(f"EK100 {spec.task}" + (f" (tau_a {spec.tau_a:g} s, tau_o {spec.tau_o:g} s, early "
+                                                     f"windows: {spec.before_start})" if spec.task == "anticipation"
+                                                     else ""),
+                              ["split", "segments", "windows clipped", "segments dropped"], rows))
+    labelled = {k: v for k, v in counts.items() if k in ("train", "val", "test")}
+    metrics = AnnotateMetrics(clips=sum(c["segments"] for c in labelled.values()), classes=97 + 300,
+                              groups=0, split_sizes={k: c["segments"] for k, c in labelled.items()}, shared_groups=0)
+    write_report(make_report("annotate", torch.device("cpu"), {"official": str(official), **spec.__dict__},
+                             metrics, {"folder": folder}), folder / "report-annotate.json")
+    ui.console.print(f"annotations written to {folder}")
+    return folder
 
 
 def _subsets(folder: Path, unseen: Path | None) -> Subsets:

@@ -43,6 +43,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/",
         ),
         DatasetInfo("synthetic", None, False, "built in: `actcli download synthetic`"),
+        DatasetInfo("ek100", None, True, "https://epic-kitchens.github.io (RGB frames or videos; see docs/ek100.md)"),
     )
 }
 
