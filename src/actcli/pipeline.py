@@ -42,7 +42,9 @@ def annotations_dir(settings: Settings) -> Path:
 def data_source(settings: Settings) -> DataSource:
     """Resolve root (given or remembered by ``download``) and read ``labels.csv``."""
     name = dataset_info(settings.data.dataset).name
-    root = find_class_root(resolve_root(settings.paths.outputs, name, settings.data.root))
+    root = resolve_root(settings.paths.outputs, name, settings.data.root)
+    if name != "ek100":  # EK100's media root holds participants, not class folders
+        root = find_class_root(root)
     folder = annotations_dir(settings)
     classes = load_classes(folder / "labels.csv")
     return DataSource(name, root, folder, classes, resolve_decoder(settings.data.decoder))
@@ -82,6 +84,20 @@ def clip_dataset(
     """A dataset of ``split``: random clips and augmentation when ``training``, else centred."""
     transform = train_transform(spec.crop, hflip) if training else eval_transform(spec.crop)
     return VideoClipDataset(source.root, split_table(source, split), spec, transform, training, source.decoder)
+
+
+def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: ClipSpec, training: bool):
+    """An EK100 split as :class:`actcli.ek100.dataset.Ek100Dataset`; missing videos: error or skipped."""
+    from actcli.ek100.dataset import Ek100Dataset, check_media, load_split, video_rates
+
+    table, gone = check_media(source.root, load_split(source.annotations_dir, split), settings.data.skip_missing)
+    if table.empty:
+        raise UserError(f"no {split} segment has media under {source.root}; check --root")
+    transform = train_transform(spec.crop, hflip_enabled(settings)) if training else eval_transform(spec.crop)
+    dataset = Ek100Dataset(source.root, table, spec.frames, transform, training,
+                           video_rates(settings.paths.outputs), source.decoder)
+    dataset.missing_videos = gone
+    return dataset
 
 
 def check_classes(weights: Path, trained: list[str], dataset: list[str]) -> None:

@@ -56,6 +56,10 @@ class DataSettings(_Section):
         "labels depend on direction (synthetic)."
     )
     workers: int = Field(2, ge=0, description="DataLoader worker processes.")
+    skip_missing: bool = Field(
+        False, description="EK100: leave out (and count) segments whose frames or video are missing, instead "
+        "of stopping with an error."
+    )
     cache_clips: bool = Field(
         False, description="Train from decoded, resized frames stored once under <outputs>/cache/clips "
         "(memory-mapped); training clips then start on the stride grid."

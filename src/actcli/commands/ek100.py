@@ -54,21 +54,28 @@ def score(predictions: Path, annotations: Path, task: str | None, subsets_dir: P
     """Score ``predictions`` (submission JSON) on the labelled segments of ``annotations``; returns the report."""
     truth_table = load_segments(annotations, labelled=True)
     folder = subsets_dir or annotations.parent
-    subsets = _subsets(folder, unseen)
+    path = report_file or predictions.with_name(f"{predictions.stem}-score-{task or 'auto'}.json")
+    return score_table(predictions, truth_table, task, _subsets(folder, unseen), path,
+                       {"annotations": str(annotations), "tail_classes": [str(folder / FILES["tail_verbs"]),
+                                                                          str(folder / FILES["tail_nouns"])]})
+
+
+def score_table(predictions: Path, truth_table, task: str | None, subsets: Subsets, path: Path,
+                config: dict) -> Path:
+    """Score a submission file on ``truth_table`` (narration_id, participant_id, verb_class, noun_class)."""
     ids = truth_table["narration_id"].tolist()
     with ui.console.status(f"reading {predictions}"):
         submitted = read_submission(predictions, ids)
     task = task or next(t for t, c in CHALLENGES.items() if c == submitted.challenge)
+    if path.name.endswith("-score-auto.json"):
+        path = path.with_name(path.name.replace("-auto.json", f"-{task}.json"))
     truth = GroundTruth(truth_table["verb_class"].to_numpy(), truth_table["noun_class"].to_numpy(),
                         truth_table["participant_id"].to_numpy())
     ranks = Rankings.from_scores(submitted.verb_scores, submitted.noun_scores, submitted.action_ids)
     compute = recognition_metrics if task == "recognition" else anticipation_metrics
     groups = {group: _nan_to_none(values) for group, values in compute(ranks, truth, subsets).items()}
     metrics = ScoreMetrics(task=task, challenge=submitted.challenge, segments=len(ids), **groups)
-    path = report_file or predictions.with_name(f"{predictions.stem}-score-{task}.json")
-    config = {"predictions": str(predictions), "annotations": str(annotations),
-              "tail_classes": [str(folder / FILES["tail_verbs"]), str(folder / FILES["tail_nouns"])],
-              "unseen_participants": sorted(subsets.unseen_participants)}
+    config = {"predictions": str(predictions), **config, "unseen_participants": sorted(subsets.unseen_participants)}
     write_report(make_report("score", torch.device("cpu"), config, metrics), path)
     rows = [[name, *(f"{100 * v:.2f}" if v is not None else "-" for v in (groups[g].get(name) for g in groups))]
             for name in groups["overall"]]
@@ -76,3 +83,45 @@ def score(predictions: Path, annotations: Path, task: str | None, subsets_dir: P
     ui.console.print(f"report: {path}")
     return path
 
+
+def test_ek100(settings: Settings, model: torch.nn.Module, checkpoint: dict, weights: Path, source,
+               device: torch.device) -> Path:
+    """Predict a split, write the challenge submission JSON and, for labelled splits, score it.
+
+    Segments whose media is missing (with ``--skip-missing``) or unreadable get all-zero scores,
+    so the submission still names every segment (as the official baselines do).
+    """
+    from actcli.data.datasets import make_loader
+    from actcli.ek100.dataset import HEADS, load_split
+    from actcli.ek100.splits import read_task
+    from actcli.ek100.submission import make_submission, write_submission
+    from actcli.engine.evaluate import predict_loader
+    from actcli.models.checkpoint import clip_of
+    from actcli.pipeline import ek100_dataset
+    from actcli.runs import run_dir_of
+
+    split = settings.test.split
+    spec = clip_of(checkpoint)
+    task = read_task(source.annotations_dir).task
+    dataset = ek100_dataset(settings, source, split, spec, training=False)
+    loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
+    with ui.progress() as bars:
+        out = predict_loader(model, loader, device, bars, f"predicting EK100 {split}")
+    table = load_split(source.annotations_dir, split)
+    scores = torch.zeros(len(table), sum(HEADS))
+    position = {n: i for i, n in enumerate(table["narration_id"])}
+    for row, logits in zip(out.indices.tolist(), out.logits, strict=True):
+        scores[position[dataset.table["narration_id"][row]]] = logits
+    for skipped in out.skipped:
+        ui.warn(f"unreadable: {skipped} (zero scores)")
+    verbs, nouns = scores[:, :HEADS[0]].numpy(), scores[:, HEADS[0]:].numpy()
+    folder = run_dir_of(weights) or settings.paths.outputs / "reports"
+    submission = folder / f"submission-{task}-{split}.json"
+    write_submission(make_submission(task, table["narration_id"].tolist(), verbs, nouns), submission)
+    ui.console.print(f"{task} submission for {len(table)} segments: {submission}")
+    if (table["verb_class"] < 0).any():
+        return submission  # the challenge split: no labels to score against
+    official = resolve_root(settings.paths.outputs, "ek100-annotations", None)
+    return score_table(submission, table, task, load_subsets(official), folder / f"report-score-{split}.json",
+                       {"weights": str(weights), "split": split, "missing_videos": dataset.missing_videos,
+                        "unreadable": len(out.skipped)})

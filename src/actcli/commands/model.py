@@ -105,6 +105,12 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     settings = _with_checkpoint_data(settings, sources, checkpoint)
     source = data_source(settings)
     check_classes(weights, checkpoint["classes"], source.classes)
+    if source.dataset == "ek100":
+        from actcli.commands.ek100 import test_ek100
+
+        device = resolve_device(settings.train.device)
+        prepared, _ = prepare_for_inference(model, device, inference_precision(settings.test.precision, device))
+        return test_ek100(settings, prepared, checkpoint, weights, source, device)
     split = settings.test.split
     spec = clip_of(checkpoint)
     temporal, spatial = (int(n) for n in settings.test.views.split("x"))

@@ -17,6 +17,7 @@ from actcli import console as ui
 from actcli.data.cache import FeatureCache, FeatureDataset, cached_features, file_digest, model_key
 from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache, fill_clip_cache
 from actcli.data.datasets import VideoClipDataset, make_loader
+from actcli.ek100.dataset import HEADS
 from actcli.engine.recipe import check_precision
 from actcli.engine.train import Trainer
 from actcli.errors import UserError
@@ -24,7 +25,15 @@ from actcli.fileio import write_text
 from actcli.models.checkpoint import kinetics_weights_path, load_file, load_initial_weights, save_checkpoint
 from actcli.models.freeze import apply_freeze
 from actcli.models.zoo import build_model
-from actcli.pipeline import clip_dataset, clip_spec, data_source, hflip_enabled, resolve_device, to_device
+from actcli.pipeline import (
+    clip_dataset,
+    clip_spec,
+    data_source,
+    ek100_dataset,
+    hflip_enabled,
+    resolve_device,
+    to_device,
+)
 from actcli.report import ClipCacheMetrics, make_report, write_report
 from actcli.runs import BEST, LAST, new_run_dir
 from actcli.settings import Settings, to_toml
@@ -68,8 +77,20 @@ def train(settings: Settings, resume: str | None = None) -> Path:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
     augment = settings.data.augment
-    train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings))
-    val_set = clip_dataset(source, "val", spec, training=False)
+    heads: tuple[int, ...] = ()
+    if source.dataset == "ek100":
+        if settings.data.cache_clips or settings.model.freeze == "backbone" and not augment:
+            raise UserError("EK100 training reads segments in seconds: drop --cache-clips / --no-augment")
+        train_set = ek100_dataset(settings, source, "train", spec, training=augment)
+        val_set = ek100_dataset(settings, source, "val", spec, training=False)
+        heads = HEADS
+        for name, dataset in (("train", train_set), ("val", val_set)):
+            if dataset.missing_videos:
+                ui.warn(f"{len(dataset.missing_videos)} {name} video(s) missing (first: {dataset.missing_videos[0]}): "
+                        "their segments are left out")
+    else:
+        train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings))
+        val_set = clip_dataset(source, "val", spec, training=False)
     model = build_model(settings.model.name, spec, len(source.classes), settings.model.dropout)
     loaded = "random initialisation"
     if settings.model.weights and resumed is None:
@@ -90,7 +111,7 @@ def train(settings: Settings, resume: str | None = None) -> Path:
         trained = model.head
     elif settings.data.cache_clips:
         clip_cache = _use_clip_cache(settings, [train_set, val_set])
-    trainer = Trainer(trained, *loaders, settings.train, device)
+    trainer = Trainer(trained, *loaders, settings.train, device, heads)
     config = settings.model_dump(mode="json")
     if resumed is not None:
         trainer.load_state_dict(resumed["training"])
@@ -109,7 +130,7 @@ def train(settings: Settings, resume: str | None = None) -> Path:
         if trained is not model:  # head trained on cached features: store the whole model
             weights = {**model.state_dict(), **{f"head.{k}": v for k, v in weights.items()}}
         save_checkpoint(run_dir / "checkpoints" / f"{kind}.pt", weights, model_name=settings.model.name,
-                        clip=spec, classes=source.classes, settings=config, **extras)
+                        clip=spec, classes=source.classes, settings=config, heads=list(heads), **extras)
 
     # purge_step drops curve points a killed run logged after its last checkpoint.
     writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.state.step + 1 if resumed else None)

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.progress import Progress
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
 from actcli.engine.evaluate import predict_loader
+from actcli.engine.objective import objective_correct, objective_loss
 from actcli.engine.recipe import autocast, make_optimizer, make_scaler, make_scheduler
 from actcli.pipeline import clips_to_device
 from actcli.report import EpochRecord, TrainMetrics
@@ -82,9 +82,10 @@ class Trainer:
         val_loader: DataLoader,
         settings: TrainSettings,
         device: torch.device,
+        heads: tuple[int, ...] = (),
     ) -> None:
         self.model, self.train_loader, self.val_loader = model, train_loader, val_loader
-        self.settings, self.device = settings, device
+        self.settings, self.device, self.heads = settings, device, heads
         self.steps_per_epoch = max(1, -(-len(train_loader) // settings.accumulate))
         self.optimizer = make_optimizer(model, settings)
         self.scheduler = make_scheduler(self.optimizer, settings, self.steps_per_epoch)
@@ -153,11 +154,11 @@ class Trainer:
                 labels = batch["labels"].to(self.device, non_blocking=True)
                 with autocast(self.device, settings.precision):
                     logits = model(clips)
-                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
+                    loss = objective_loss(logits, labels, self.heads, settings.label_smoothing)
                 self.scaler.scale(loss / settings.accumulate).backward()
                 n, value = len(labels), loss.item()  # one device sync per batch
                 total_loss += value * n
-                correct += int((logits.argmax(dim=1) == labels).sum())
+                correct += int(objective_correct(logits, labels, self.heads).sum())
                 seen += n
                 pending += 1
                 pending_loss += value * n
@@ -174,8 +175,8 @@ class Trainer:
         out = predict_loader(self.eval_model, self.val_loader, self.device, progress, description="validate")
         if len(out.labels) == 0:
             return EpochStats(skipped=out.skipped)
-        loss = float(F.cross_entropy(out.logits, out.labels))
-        accuracy = float((out.logits.argmax(dim=1) == out.labels).float().mean())
+        loss = float(objective_loss(out.logits, out.labels, self.heads))
+        accuracy = float(objective_correct(out.logits, out.labels, self.heads).float().mean())
         return EpochStats(loss, accuracy, len(out.labels), out.skipped)
 
     def _improved(self, val: EpochStats) -> bool:

@@ -1,0 +1,100 @@
+"""EK100 segments as training samples: frames sampled in seconds, verb and noun labels.
+
+A sample is ``{"clip": float [C, T, H, W], "label": [verb, noun], "index": int,
+"frame_indices": [T]}``; the frame indices are those read from the frames folder or the
+video (0-based), kept so tests can prove what was read. Times split ``[start_s, stop_s)``
+(the segment, or the anticipation window) into ``T`` equal parts: the middle of each in
+evaluation, one random offset shared by the parts in training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from actcli.data.transforms import VideoTransform
+from actcli.data.video import DecodeError
+from actcli.ek100.media import layout, read_frames_at, segment_times
+from actcli.errors import UserError
+
+HEADS = (97, 300)
+
+
+def check_media(root: Path, table: pd.DataFrame, skip_missing: bool) -> tuple[pd.DataFrame, list[str]]:
+    """Rows whose video has frames or a video file under ``root``.
+
+    A missing video is an error naming it (and how many are missing), unless ``skip_missing``:
+    then its segments are left out and the video ids returned, to be counted in reports.
+    """
+    missing = []
+    for video_id in table["video_id"].unique():
+        try:
+            layout(root, video_id)
+        except DecodeError as exc:
+            missing.append((video_id, str(exc)))
+    if missing and not skip_missing:
+        raise UserError(f"{len(missing)} EK100 video(s) missing under {root}: {missing[0][1]}; pass the media root "
+                        "with --root, or --skip-missing to leave their segments out")
+    gone = {m[0] for m in missing}
+    return table[~table["video_id"].isin(gone)].reset_index(drop=True), sorted(gone)
+
+
+class Ek100Dataset(Dataset):
+    """Segments (or anticipation windows) of one split file; see the module docstring.
+
+    Args:
+        root: the media root (``<root>/<P01>/rgb_frames/...`` or ``<root>/<P01>/videos/...``).
+        table: rows with ``video_id``, ``start_s``, ``stop_s``, ``verb_class``, ``noun_class``.
+        frames: frames per clip. transform: ``uint8 [T, C, H, W]`` -> ``float [C, T, H, W]``.
+        video_fps: original videos' rates by video id (from ``EPIC_100_video_info.csv``).
+    """
+
+    def __init__(self, root: Path, table: pd.DataFrame, frames: int, transform: VideoTransform, training: bool,
+                 video_fps: dict[str, float], decoder: str = "pyav") -> None:
+        self.root, self.table, self.frames = root, table.reset_index(drop=True), frames
+        self.transform, self.training, self.video_fps, self.decoder = transform, training, video_fps, decoder
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def times(self, index: int) -> list[float]:
+        row = self.table.iloc[index]
+        offset = float(torch.rand(()).item()) if self.training else 0.5
+        return segment_times(float(row["start_s"]), float(row["stop_s"]), self.frames, offset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.table.iloc[index]
+        try:
+            frames, read = read_frames_at(self.root, row["video_id"], self.times(index),
+                                          self.video_fps.get(row["video_id"]), self.decoder)
+        except DecodeError as exc:
+            return {"skipped": f"{row['narration_id']}: {exc}"}
+        return {"clip": self.transform(frames), "label": [int(row["verb_class"]), int(row["noun_class"])],
+                "index": index, "frame_indices": read}
+
+
+def load_split(folder: Path, split: str) -> pd.DataFrame:
+    """One of actcli's EK100 split files (``train``, ``val``, ``test``, ``challenge``)."""
+    path = folder / f"{split}.csv"
+    if not path.is_file():
+        raise UserError(f"{path} not found; run `actcli annotate --dataset ek100` first")
+    table = pd.read_csv(path, dtype={"narration_id": str, "participant_id": str, "video_id": str})
+    missing = [c for c in ("narration_id", "video_id", "start_s", "stop_s", "verb_class", "noun_class")
+               if c not in table.columns]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {', '.join(missing)}; re-run `actcli annotate --dataset ek100`")
+    return table
+
+
+def video_rates(outputs: Path) -> dict[str, float]:
+    """Original videos' fps from the downloaded ``EPIC_100_video_info.csv`` ({} if absent: probed instead)."""
+    from actcli.data.registry import _registry
+    from actcli.ek100.annotations import FILES, load_video_info
+
+    folder = _registry(outputs).get("ek100-annotations")
+    path = Path(folder) / FILES["video_info"] if folder else None
+    return load_video_info(path)["fps"].to_dict() if path is not None and path.is_file() else {}
