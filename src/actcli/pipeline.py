@@ -94,10 +94,8 @@ def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: Clip
     if table.empty:
         raise UserError(f"no {split} segment has media under {source.root}; check --root")
     transform = train_transform(spec.crop, hflip_enabled(settings)) if training else eval_transform(spec.crop)
-    dataset = Ek100Dataset(source.root, table, spec.frames, transform, training,
-                           video_rates(settings.paths.outputs), source.decoder)
-    dataset.missing_videos = gone
-    return dataset
+    return Ek100Dataset(source.root, table, spec.frames, transform, training, video_rates(settings.paths.outputs),
+                        source.decoder, gone)
 
 
 def check_classes(weights: Path, trained: list[str], dataset: list[str]) -> None:

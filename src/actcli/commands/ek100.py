@@ -1,4 +1,4 @@
-"""``actcli score``: score an EK100 submission file against labelled annotations, offline."""
+"""EK100 commands: ``annotate --dataset ek100``, ``test`` on EK100 (submission + scores), ``score``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ from pathlib import Path
 import torch
 
 from actcli import console as ui
+from actcli.data.datasets import make_loader
 from actcli.data.registry import resolve_root
 from actcli.ek100.annotations import FILES, Subsets, load_id_set, load_segments, load_subsets
+from actcli.ek100.dataset import HEADS, load_split
 from actcli.ek100.metrics import GroundTruth, Rankings, anticipation_metrics, recognition_metrics
-from actcli.ek100.splits import TaskSpec, write_ek100_splits
-from actcli.ek100.submission import CHALLENGES, read_submission
+from actcli.ek100.splits import TaskSpec, read_task, write_ek100_splits
+from actcli.ek100.submission import CHALLENGES, make_submission, read_submission, write_submission
+from actcli.engine.evaluate import predict_loader
+from actcli.models.checkpoint import clip_of
+from actcli.pipeline import DataSource, ek100_dataset
 from actcli.report import AnnotateMetrics, ScoreMetrics, make_report, write_report
+from actcli.runs import run_dir_of
 from actcli.settings import Settings
 
 
@@ -84,22 +90,13 @@ def score_table(predictions: Path, truth_table, task: str | None, subsets: Subse
     return path
 
 
-def test_ek100(settings: Settings, model: torch.nn.Module, checkpoint: dict, weights: Path, source,
+def test_ek100(settings: Settings, model: torch.nn.Module, checkpoint: dict, weights: Path, source: DataSource,
                device: torch.device) -> Path:
     """Predict a split, write the challenge submission JSON and, for labelled splits, score it.
 
     Segments whose media is missing (with ``--skip-missing``) or unreadable get all-zero scores,
     so the submission still names every segment (as the official baselines do).
     """
-    from actcli.data.datasets import make_loader
-    from actcli.ek100.dataset import HEADS, load_split
-    from actcli.ek100.splits import read_task
-    from actcli.ek100.submission import make_submission, write_submission
-    from actcli.engine.evaluate import predict_loader
-    from actcli.models.checkpoint import clip_of
-    from actcli.pipeline import ek100_dataset
-    from actcli.runs import run_dir_of
-
     split = settings.test.split
     spec = clip_of(checkpoint)
     task = read_task(source.annotations_dir).task

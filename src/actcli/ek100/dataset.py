@@ -51,12 +51,14 @@ class Ek100Dataset(Dataset):
         table: rows with ``video_id``, ``start_s``, ``stop_s``, ``verb_class``, ``noun_class``.
         frames: frames per clip. transform: ``uint8 [T, C, H, W]`` -> ``float [C, T, H, W]``.
         video_fps: original videos' rates by video id (from ``EPIC_100_video_info.csv``).
+        missing_videos: videos whose segments were left out because their media is missing.
     """
 
     def __init__(self, root: Path, table: pd.DataFrame, frames: int, transform: VideoTransform, training: bool,
-                 video_fps: dict[str, float], decoder: str = "pyav") -> None:
+                 video_fps: dict[str, float], decoder: str = "pyav", missing_videos: list[str] | None = None) -> None:
         self.root, self.table, self.frames = root, table.reset_index(drop=True), frames
         self.transform, self.training, self.video_fps, self.decoder = transform, training, video_fps, decoder
+        self.missing_videos = missing_videos or []  # left out by check_media, for reports
 
     def __len__(self) -> int:
         return len(self.table)
@@ -92,9 +94,11 @@ def load_split(folder: Path, split: str) -> pd.DataFrame:
 
 def video_rates(outputs: Path) -> dict[str, float]:
     """Original videos' fps from the downloaded ``EPIC_100_video_info.csv`` ({} if absent: probed instead)."""
-    from actcli.data.registry import _registry
+    from actcli.data.registry import resolve_root
     from actcli.ek100.annotations import FILES, load_video_info
 
-    folder = _registry(outputs).get("ek100-annotations")
-    path = Path(folder) / FILES["video_info"] if folder else None
-    return load_video_info(path)["fps"].to_dict() if path is not None and path.is_file() else {}
+    try:
+        path = resolve_root(outputs, "ek100-annotations", None) / FILES["video_info"]
+    except UserError:
+        return {}
+    return load_video_info(path)["fps"].to_dict() if path.is_file() else {}
