@@ -64,3 +64,21 @@ def test_missing_media_is_one_error_or_skipped_and_counted(cli, workdir):
     out = cli("train", "--dataset", "ek100", "--root", workdir / "media", "--epochs", "1", "--skip-missing",
               *SMALL).output
     assert "1 train video(s) missing (first: P01_12)" in " ".join(out.split())
+
+
+def test_annotate_uses_the_official_train_file_when_present(cli, workdir):
+    official = workdir / "official"
+    official.mkdir()
+    for path in EK100.glob("*.csv"):
+        (official / path.name).write_bytes(path.read_bytes())
+    validation = pd.read_csv(official / "EPIC_100_validation.csv", dtype=str)
+    validation[validation["participant_id"] == "P01"].to_csv(official / "EPIC_100_train.csv", index=False)
+    out = cli("annotate", "--dataset", "ek100", "--official", official, "--participants", "P01,P18",
+              "--max-segments", "5").output
+    assert "splitting" not in out
+    folder = workdir / "annotations" / "ek100"
+    splits = {s: pd.read_csv(folder / f"{s}.csv") for s in ("train", "val", "test", "challenge")}
+    assert set(splits["train"]["participant_id"]) == {"P01"} and len(splits["train"]) == 5
+    assert set(splits["val"]["participant_id"]) == {"P01", "P18"} and splits["val"].equals(splits["test"])
+    assert (splits["challenge"]["verb_class"] == -1).all()
+    assert len(pd.read_csv(folder / "labels.csv")) == 397
