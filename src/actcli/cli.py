@@ -160,6 +160,7 @@ def train(
     decoder: DecoderOpt = None,
     skip_missing: Annotated[bool | None, typer.Option("--skip-missing/--no-skip-missing", help="EK100: leave out (and count) segments whose frames or video are missing instead of stopping. (default: stop)")] = None,
     cache_clips: Annotated[bool | None, typer.Option("--cache-clips/--no-cache-clips", help="Decode and resize each video once into outputs/cache/clips (memory-mapped), so later epochs skip decoding; training clips then start on the stride grid. (default: off)")] = None,
+    observe_range: Annotated[tuple[float, float] | None, typer.Option(help="Early prediction: train each clip on only the first r of its video, r uniform in [LOW, HIGH], e.g. 0.1 1.0. (default: whole videos)")] = None,
     cache_limit_gb: Annotated[float | None, typer.Option(help="Disk limit of the clip cache in GB; videos past it are decoded every epoch. (default: 20)")] = None,
     warmup: Annotated[float | None, typer.Option(help="Fraction of steps with linear LR warm-up. (default: 0.1)")] = None,
     schedule: Annotated[str | None, typer.Option(help="cosine or step. (default: cosine)")] = None,
@@ -188,7 +189,7 @@ def train(
         data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip, data__augment=augment,
         train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
         train__epochs=epochs, train__batch_size=batch_size, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
-        data__cache_clips=cache_clips, data__cache_limit_gb=cache_limit_gb, train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
+        data__cache_clips=cache_clips, data__cache_limit_gb=cache_limit_gb, train__observe_range=observe_range, train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
         train__schedule=schedule, train__step_every=step_every, train__step_gamma=step_gamma,
         train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
         train__accumulate=accumulate, train__clip_grad=clip_grad, train__early_stop=early_stop,
@@ -209,6 +210,7 @@ def test(
     batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     views: Annotated[str | None, typer.Option(help="TxS: T clips spread over each video x S crops (1-3), softmax averaged per video; e.g. 10x3. (default: 1x1)")] = None,
     precision: PrecisionOpt = None,
+    observe: Annotated[str | None, typer.Option(help="Early prediction: comma-separated ratios, e.g. 0.1,0.2,0.5,1.0; each video is classified from its first r only; writes report-early-<split>.json and a PNG curve. (default: off)")] = None,
     workers: WorkersOpt = None,
     decoder: DecoderOpt = None,
     skip_missing: Annotated[bool | None, typer.Option("--skip-missing/--no-skip-missing", help="EK100: leave out (and count) segments whose frames or video are missing instead of stopping. (default: stop)")] = None,
@@ -221,7 +223,7 @@ def test(
 
     settings, sources = _settings(
         config, test__split=split, data__dataset=dataset, data__root=root,
-        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, test__precision=precision, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
+        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, test__precision=precision, test__observe=observe, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
         train__device=device,
     )
     run(settings, sources, weights, experiment, report)

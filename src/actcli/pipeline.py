@@ -79,11 +79,14 @@ def hflip_enabled(settings: Settings) -> bool:
 
 
 def clip_dataset(
-    source: DataSource, split: str, spec: ClipSpec, training: bool, hflip: bool = False
+    source: DataSource, split: str, spec: ClipSpec, training: bool, hflip: bool = False,
+    observe: float | tuple[float, float] | None = None,
 ) -> VideoClipDataset:
-    """A dataset of ``split``: random clips and augmentation when ``training``, else centred."""
+    """A dataset of ``split``: random clips and augmentation when ``training``, else centred;
+    ``observe`` limits each video to its first part (early prediction)."""
     transform = train_transform(spec.crop, hflip) if training else eval_transform(spec.crop)
-    return VideoClipDataset(source.root, split_table(source, split), spec, transform, training, source.decoder)
+    return VideoClipDataset(source.root, split_table(source, split), spec, transform, training, source.decoder,
+                            observe)
 
 
 def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: ClipSpec, training: bool):

@@ -152,6 +152,17 @@ class ScoreMetrics(_Strict):
     tail: dict[str, float | None]
 
 
+class EarlyMetrics(_Strict):
+    """Early prediction: accuracy when only the first ``ratios[i]`` of each video is seen."""
+
+    split: str
+    ratios: list[float]
+    top1: list[float]
+    top5: list[float]
+    clips: int
+    skipped_clips: int
+
+
 class AnnotateMetrics(_Strict):
     clips: int
     classes: int
@@ -168,13 +179,14 @@ METRICS: dict[str, type[BaseModel]] = {
     "predict": PredictMetrics,
     "annotate": AnnotateMetrics,
     "score": ScoreMetrics,
+    "early": EarlyMetrics,
 }
 
 
 class Report(_Strict):
     """A command's measurement, as written to JSON."""
 
-    command: Literal["train", "test", "benchmark", "predict", "annotate", "score"]
+    command: Literal["train", "test", "benchmark", "predict", "annotate", "score", "early"]
     created: datetime
     environment: Environment
     config: dict[str, Any]

@@ -122,6 +122,18 @@ class TrainSettings(_Section):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
+    observe_range: tuple[float, float] | None = Field(
+        None, description="Early prediction: each training clip comes from only the first r of its video, "
+        "r drawn uniformly from this range (0 < low <= high <= 1); off: whole videos."
+    )
+
+    @field_validator("observe_range")
+    @classmethod
+    def _observe_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 < value[0] <= value[1] <= 1:
+            raise ValueError("must be two ratios with 0 < low <= high <= 1, e.g. 0.1 1.0")
+        return value
+
     @field_validator("experiment")
     @classmethod
     def _plain_name(cls, value: str) -> str:
@@ -138,10 +150,32 @@ class TestSettings(_Section):
     split: str = Field("test", description="Which split CSV to evaluate: train, val or test.")
     batch_size: int = Field(8, ge=1)
     views: str = Field("1x1", pattern=r"^[1-9][0-9]*x[1-3]$", description="Temporal clips x spatial crops per video.")
+    observe: str | None = Field(
+        None, description="Early prediction: comma-separated observation ratios, e.g. 0.1,0.5,1.0; each video "
+        "is classified from its first r only, and accuracy is reported per ratio."
+    )
     precision: Literal["auto", "32", "bf16", "16"] = Field(
         "auto", description="Inference precision of test, predict and benchmark: 32, bf16, 16 (CUDA), or auto = "
         "bf16 where the CPU/GPU computes bf16 natively (e.g. AMX), else 32."
     )
+
+    @field_validator("observe")
+    @classmethod
+    def _observe(cls, value: str | None) -> str | None:
+        if value is not None:
+            observe_ratios(value)
+        return value
+
+
+def observe_ratios(text: str) -> list[float]:
+    """``"0.1,0.5,1"`` -> ``[0.1, 0.5, 1.0]``; each in (0, 1], sorted, no repeats."""
+    try:
+        ratios = sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"--observe takes comma-separated ratios such as 0.1,0.5,1.0, not {text!r}") from None
+    if not ratios or not all(0 < r <= 1 for r in ratios):
+        raise ValueError(f"--observe ratios must be in (0, 1], got {text!r}")
+    return ratios
 
 
 class BenchmarkSettings(_Section):
@@ -274,6 +308,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
@@ -281,7 +317,7 @@ def to_toml(tree: Mapping[str, Any]) -> str:
     """Settings sections as TOML that ``--config`` reads back (unset ``None`` values omitted).
 
     Hand-written because the standard library reads TOML but cannot write it, and the
-    settings are one level of tables holding scalars.
+    settings are one level of tables holding scalars and short lists.
     """
     lines: list[str] = []
     for section, values in tree.items():

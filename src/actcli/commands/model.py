@@ -113,6 +113,18 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
         return test_ek100(settings, prepared, checkpoint, weights, source, device)
     split = settings.test.split
     spec = clip_of(checkpoint)
+    if settings.test.observe:
+        from actcli.commands.early import early_prediction
+
+        if settings.test.views != "1x1":
+            raise UserError("--observe evaluates one centred clip of the observed part: drop --views")
+        device = resolve_device(settings.train.device)
+        prepared, steps = prepare_for_inference(model, device, inference_precision(settings.test.precision, device))
+        report_path = _report_path(settings, weights, report_file, f"report-early-{split}.json")
+        config = {**settings.model_dump(mode="json"), "weights": str(weights), "clip": asdict(spec),
+                  "inference_steps": steps, "decoder": source.decoder}
+        return early_prediction(settings, prepared, spec, source, device, report_path, config,
+                                f"{checkpoint['model']} on {source.dataset} {split}")
     temporal, spatial = (int(n) for n in settings.test.views.split("x"))
     dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder)
     device = resolve_device(settings.train.device)

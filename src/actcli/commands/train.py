@@ -89,7 +89,11 @@ def train(settings: Settings, resume: str | None = None) -> Path:
                 ui.warn(f"{len(dataset.missing_videos)} {name} video(s) missing (first: {dataset.missing_videos[0]}): "
                         "their segments are left out")
     else:
-        train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings))
+        observe = settings.train.observe_range
+        if observe and (settings.data.cache_clips or settings.model.freeze == "backbone" and not augment):
+            raise UserError("--observe-range draws a new observed part every epoch: drop --cache-clips / --no-augment")
+        train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings),
+                                 observe=observe)
         val_set = clip_dataset(source, "val", spec, training=False)
     model = build_model(settings.model.name, spec, len(source.classes), settings.model.dropout)
     loaded = "random initialisation"

@@ -7,6 +7,7 @@ corrupt file costs one sample (counted in the report), not the run.
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class VideoClipDataset(Dataset):
         transform: ``uint8 [T, C, H, W]`` -> ``float [C, T, H, W]``.
         training: random clip start (from torch's RNG, seeded per DataLoader worker).
         decoder: ``pyav`` or ``torchcodec`` (see :func:`actcli.data.video.read_clip`).
+        observe: early prediction: only the first ``r`` of each video is visible, ``r`` fixed
+            (a float) or drawn uniformly per sample from ``(low, high)``; None: the whole video.
 
     Set ``clip_cache`` to read videos present in a filled :class:`ClipCache` from it instead
     of decoding them (see :mod:`actcli.data.clip_cache` for what changes).
@@ -63,6 +66,7 @@ class VideoClipDataset(Dataset):
         transform: VideoTransform,
         training: bool,
         decoder: str = "pyav",
+        observe: float | tuple[float, float] | None = None,
     ) -> None:
         self.root = root
         self.paths = table["path"].tolist()
@@ -71,20 +75,33 @@ class VideoClipDataset(Dataset):
         self.transform = transform
         self.training = training
         self.decoder = decoder
+        self.observe = observe
         self.clip_cache: ClipCache | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def visible_frames(self, total: int) -> int:
+        """How many of a video's ``total`` frames may be read: all, or the first ``r`` (at least 1)."""
+        if self.observe is None:
+            return total
+        if isinstance(self.observe, tuple):
+            low, high = self.observe
+            ratio = low + (high - low) * float(torch.rand(()).item())
+        else:
+            ratio = self.observe
+        return max(1, min(total, math.floor(ratio * total)))
+
     def choose_indices(self, info: VideoInfo) -> list[int]:
-        """Frame indices of this sample's clip inside a video of ``info.frames`` frames."""
+        """Frame indices of this sample's clip inside the visible part of a video of ``info.frames`` frames."""
         spec = self.spec
+        visible = self.visible_frames(info.frames)
         if self.training:
-            slack = info.frames - clip_span(spec.frames, spec.stride)
+            slack = visible - clip_span(spec.frames, spec.stride)
             start = int(torch.randint(0, slack + 1, ()).item()) if slack > 0 else 0
         else:
-            start = centre_clip_start(info.frames, spec.frames, spec.stride)
-        return clip_indices(info.frames, spec.frames, spec.stride, start)
+            start = centre_clip_start(visible, spec.frames, spec.stride)
+        return clip_indices(visible, spec.frames, spec.stride, start)
 
     def cached_frames(self, path: Path) -> torch.Tensor | None:
         """This sample's ``uint8 [T, C, H, W]`` frames from the clip cache, None if not cached.
