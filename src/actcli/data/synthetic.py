@@ -9,6 +9,10 @@ Groups play the role of UCF's groups (same actor and scene): every clip of group
 shares a background texture and palette, across all classes, so a group-aware split
 really keeps scenes out of the test set while the background cannot give the class away.
 
+With ``audio=True`` every clip also has a sound track and each class is a motion plus a
+sound (``MoveLeftBeep``, ``MoveLeftHiss``, ...; see :mod:`actcli.data.synthetic_audio`), so
+some classes differ only in what is heard: the dataset on which fusing modalities must help.
+
 Layout: ``DEST/<Class>/v_<Class>_gNN_cMM.avi`` (UCF50's), deterministic from the seed.
 """
 
@@ -24,6 +28,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from actcli.data.synthetic_audio import SAMPLE_RATE, SOUNDS, render_sound
 from actcli.fileio import atomic_path
 
 MOTIONS: tuple[str, ...] = (
@@ -51,6 +56,7 @@ class SyntheticSpec:
     width: int = 160
     height: int = 120
     seed: int = 0
+    audio: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,14 +141,15 @@ def group_background(group: int, seed: int, width: int, height: int) -> np.ndarr
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def render_clip(motion: str, group: int, clip: int, spec: SyntheticSpec) -> np.ndarray:
+def render_clip(motion: str, group: int, clip: int, spec: SyntheticSpec, variant: int = 0) -> np.ndarray:
     """All frames of one clip: ``uint8 [T, H, W, 3]`` RGB.
 
     Two to four shapes perform the same motion, each from its own random pose, size and
     colour, so the motion covers much of the frame and is easy to see at low resolution.
+    ``variant`` (> 0 for the sound classes) draws another clip of the same motion.
     """
     motion_index = MOTIONS.index(motion)
-    rng = np.random.default_rng([spec.seed, motion_index, group, clip])
+    rng = np.random.default_rng([spec.seed, motion_index, group, clip] + ([variant] if variant else []))
     background = group_background(group, spec.seed, spec.width, spec.height)
     objects = []
     for _ in range(int(rng.integers(6, 10))):
@@ -163,33 +170,61 @@ def render_clip(motion: str, group: int, clip: int, spec: SyntheticSpec) -> np.n
     return frames
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
-    """Encode ``uint8 [T, H, W, 3]`` RGB frames as MPEG-4 in AVI, atomically."""
+def write_video(path: Path, frames: np.ndarray, fps: int = FPS, audio: np.ndarray | None = None,
+                audio_rate: int = SAMPLE_RATE) -> None:
+    """Encode ``uint8 [T, H, W, 3]`` RGB frames as MPEG-4 in AVI, atomically; with ``audio``
+    (``float32 [S]`` mono in [-1, 1]) also a 16-bit PCM sound track."""
     with atomic_path(path) as tmp, av.open(str(tmp), "w", format="avi") as container:
         stream = container.add_stream(CODEC, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = 400_000
+        sound = container.add_stream("pcm_s16le", rate=audio_rate, layout="mono") if audio is not None else None
         for array in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if sound is not None and audio is not None:
+            samples = (np.clip(audio, -1, 1) * 32767).astype(np.int16)[None, :]
+            frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+            frame.sample_rate = audio_rate
+            for packet in sound.encode(frame):
+                container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+
+
+def class_names(spec: SyntheticSpec) -> dict[str, tuple[str, str | None]]:
+    """Class name -> (motion, sound or None): the first ``classes`` motions, or with audio the
+    first ``classes / 2`` motions, each with every sound."""
+    if spec.audio:
+        if spec.classes % 2 or not 2 <= spec.classes <= 2 * len(MOTIONS):
+            raise ValueError(f"with audio, classes must be even and between 2 and {2 * len(MOTIONS)}")
+        return {f"{m}{s}": (m, s) for m in MOTIONS[: spec.classes // 2] for s in SOUNDS}
+    if not 2 <= spec.classes <= len(MOTIONS):
+        raise ValueError(f"classes must be between 2 and {len(MOTIONS)}")
+    return {m: (m, None) for m in MOTIONS[: spec.classes]}
 
 
 def plan(spec: SyntheticSpec) -> list[tuple[str, int, int]]:
-    """Every clip to generate as ``(motion, group, clip)``, clips spread evenly over groups."""
-    if not 2 <= spec.classes <= len(MOTIONS):
-        raise ValueError(f"classes must be between 2 and {len(MOTIONS)}")
+    """Every clip to generate as ``(class, group, clip)``, clips spread evenly over groups."""
     items = []
-    for motion in MOTIONS[: spec.classes]:
+    for name in class_names(spec):
         for n in range(spec.clips_per_class):
-            items.append((motion, n % spec.groups + 1, n // spec.groups + 1))
+            items.append((name, n % spec.groups + 1, n // spec.groups + 1))
     return items
 
 
-def _write_clip(dest: Path, motion: str, group: int, clip: int, spec: SyntheticSpec) -> None:
-    write_video(dest / motion / clip_name(motion, group, clip), render_clip(motion, group, clip, spec))
+def _write_clip(dest: Path, name: str, group: int, clip: int, spec: SyntheticSpec) -> None:
+    motion, sound = class_names(spec)[name]
+    if sound is None:
+        write_video(dest / name / clip_name(name, group, clip), render_clip(motion, group, clip, spec))
+        return
+    variant = 1 + SOUNDS.index(sound)
+    frames = render_clip(motion, group, clip, spec, variant)
+    audio = render_sound(sound, [spec.seed, MOTIONS.index(motion), group, clip, variant], spec.frames / FPS)
+    write_video(dest / name / clip_name(name, group, clip), frames, audio=audio)
 
 
 def generate(
