@@ -79,6 +79,7 @@ def download(
     clips_per_class: Annotated[int, typer.Option(help="synthetic: videos per class.")] = 40,
     groups: Annotated[int, typer.Option(help="synthetic: groups (scenes) per class.")] = 20,
     seed: Annotated[int, typer.Option(help="synthetic: random seed; same seed, same videos.")] = 0,
+    audio: Annotated[bool, typer.Option("--audio", help="synthetic: add a sound track; each class becomes a motion plus a sound (Beep or Hiss), so some classes differ only in sound (--classes must be even).")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Download a dataset (kagglehub), take a local zip/folder, or generate the synthetic one.
@@ -97,7 +98,7 @@ def download(
         if clips_per_class < 1 or groups < 1:
             raise UserError("--clips-per-class and --groups must be at least 1")
         download_synthetic(settings, dest, SyntheticSpec(classes=classes, groups=groups,
-                                                         clips_per_class=clips_per_class, seed=seed))
+                                                         clips_per_class=clips_per_class, seed=seed, audio=audio))
     else:
         download_dataset(settings, dataset, source, dest)
 
@@ -160,6 +161,9 @@ def train(
     decoder: DecoderOpt = None,
     skip_missing: Annotated[bool | None, typer.Option("--skip-missing/--no-skip-missing", help="EK100: leave out (and count) segments whose frames or video are missing instead of stopping. (default: stop)")] = None,
     cache_clips: Annotated[bool | None, typer.Option("--cache-clips/--no-cache-clips", help="Decode and resize each video once into outputs/cache/clips (memory-mapped), so later epochs skip decoding; training clips then start on the stride grid. (default: off)")] = None,
+    modalities: Annotated[str | None, typer.Option(help="Inputs: rgb, audio or rgb,audio (audio: log-mel of the clip's sound, decoded with PyAV). (default: rgb)")] = None,
+    fusion: Annotated[Literal["late", "joint"] | None, typer.Option(help="With several modalities: late (a head each, log-probabilities averaged; per-modality accuracy reported) or joint (features concatenated into one head). (default: late)")] = None,
+    no_audio: Annotated[Literal["zeros", "skip"] | None, typer.Option(help="A video without sound: silent spectrogram (zeros) or leave it out (skip); counted either way. (default: zeros)")] = None,
     observe_range: Annotated[tuple[float, float] | None, typer.Option(help="Early prediction: train each clip on only the first r of its video, r uniform in [LOW, HIGH], e.g. 0.1 1.0. (default: whole videos)")] = None,
     cache_limit_gb: Annotated[float | None, typer.Option(help="Disk limit of the clip cache in GB; videos past it are decoded every epoch. (default: 20)")] = None,
     warmup: Annotated[float | None, typer.Option(help="Fraction of steps with linear LR warm-up. (default: 0.1)")] = None,
@@ -189,7 +193,8 @@ def train(
         data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip, data__augment=augment,
         train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
         train__epochs=epochs, train__batch_size=batch_size, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
-        data__cache_clips=cache_clips, data__cache_limit_gb=cache_limit_gb, train__observe_range=observe_range, train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
+        data__cache_clips=cache_clips, data__cache_limit_gb=cache_limit_gb, train__observe_range=observe_range,
+        data__modalities=modalities, model__fusion=fusion, data__no_audio=no_audio, train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
         train__schedule=schedule, train__step_every=step_every, train__step_gamma=step_gamma,
         train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
         train__accumulate=accumulate, train__clip_grad=clip_grad, train__early_stop=early_stop,

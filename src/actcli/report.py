@@ -53,6 +53,8 @@ class TestMetrics(_Strict):
     """Classification quality on one split; fractions in [0, 1]."""
 
     __test__ = False
+    per_modality_top1: dict[str, float] | None = Field(
+        None, description="Late fusion: top-1 of each modality's own head, beside the fused top1.")
 
     split: str
     clips: int

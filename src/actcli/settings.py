@@ -56,6 +56,19 @@ class DataSettings(_Section):
         "labels depend on direction (synthetic)."
     )
     workers: int = Field(2, ge=0, description="DataLoader worker processes.")
+    modalities: str = Field(
+        "rgb", description="Inputs, comma-separated: rgb, audio (log-mel of the clip's sound), e.g. rgb,audio."
+    )
+    @field_validator("modalities")
+    @classmethod
+    def _modalities(cls, value: str) -> str:
+        from actcli.models.multimodal import parse_modalities
+
+        return ",".join(parse_modalities(value))
+
+    no_audio: Literal["zeros", "skip"] = Field(
+        "zeros", description="A video without sound: a silent spectrogram (zeros) or left out (skip); counted."
+    )
     skip_missing: bool = Field(
         False, description="EK100: leave out (and count) segments whose frames or video are missing, instead "
         "of stopping with an error."
@@ -87,6 +100,10 @@ class ModelSettings(_Section):
         "(backbone blocks up to and including <block>, by index or name)."
     )
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout before the classifier.")
+    fusion: Literal["late", "joint"] = Field(
+        "late", description="Several modalities: late (a head per modality, log-probabilities averaged) or joint "
+        "(pooled features concatenated into one head)."
+    )
 
     @field_validator("freeze")
     @classmethod

@@ -21,6 +21,7 @@ from actcli.engine.evaluate import (
     classification_metrics,
     plot_confusion,
     predict_loader,
+    topk_accuracy,
     write_confusion_csv,
 )
 from actcli.engine.inference import inference_precision, prepare_for_inference
@@ -30,9 +31,11 @@ from actcli.models.checkpoint import (
     model_from_checkpoint,
 )
 from actcli.models.exported import is_exported, load_exported
+from actcli.models.multimodal import ModalityView, MultiModalModel
 from actcli.models.zoo import build_model
 from actcli.pipeline import (
     check_classes,
+    clip_dataset,
     clip_spec,
     clips_to_device,
     data_source,
@@ -62,6 +65,18 @@ def _load_model(weights: Path, device: torch.device, threads: int | None = None)
     model, checkpoint = model_from_checkpoint(weights)
     model = to_device(model, device).eval()
     return model, clip_of(checkpoint), checkpoint["classes"], checkpoint["model"], checkpoint, device
+
+
+def _per_modality_top1(model: torch.nn.Module, loader, device: torch.device, bars) -> dict[str, float] | None:
+    """Top-1 of each modality's own head of a late-fusion model (None for other models)."""
+    if not isinstance(model, MultiModalModel) or model.fusion != "late":
+        return None
+    model = to_device(model, device).eval()
+    out = {}
+    for modality in model.modalities:
+        alone = predict_loader(ModalityView(model, modality), loader, device, bars, f"{modality} alone")
+        out[modality] = topk_accuracy(alone.logits, alone.labels, 1) if len(alone.labels) else 0.0
+    return out
 
 
 def _precision(settings: Settings, device: torch.device, exported: bool) -> str:
@@ -126,19 +141,29 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
         return early_prediction(settings, prepared, spec, source, device, report_path, config,
                                 f"{checkpoint['model']} on {source.dataset} {split}")
     temporal, spatial = (int(n) for n in settings.test.views.split("x"))
-    dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder)
+    modalities = tuple(checkpoint.get("modalities", ["rgb"]))
+    if modalities != ("rgb",):
+        if settings.test.views != "1x1":
+            raise UserError(f"a {'+'.join(modalities)} model is tested on one centred clip per video: drop --views")
+        dataset = clip_dataset(source, split, spec, training=False, modalities=modalities,
+                               no_audio=settings.data.no_audio)
+    else:
+        dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder)
     device = resolve_device(settings.train.device)
     precision = inference_precision(settings.test.precision, device)
+    original = model
     model, steps = prepare_for_inference(model, device, precision)
     loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False,
                          pin_memory=device.type == "cuda")
     with ui.progress() as bars:
         predictions = predict_loader(model, loader, device, bars, f"testing on {split} (precision {precision})")
+        per_modality = _per_modality_top1(original, loader, device, bars)
     for path in predictions.skipped:
         ui.warn(f"skipped unreadable video {path}")
     if len(predictions.labels) == 0:
         raise UserError(f"no readable video in the {split} split; check the files under {source.root}")
     metrics, cm = classification_metrics(predictions, source.classes, split)
+    metrics.per_modality_top1 = per_modality
     report_path = _report_path(settings, weights, report_file, f"report-test-{split}.json")
     csv_path = report_path.parent / f"confusion-{split}.csv"
     png_path = report_path.parent / f"confusion-{split}.png"
@@ -150,6 +175,7 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
                          {"weights": weights, "confusion_csv": csv_path, "confusion_png": png_path})
     write_report(report, report_path)
     summary = [["views per video", settings.test.views], ["precision", precision],
+               *[[f"top-1 {m} alone", f"{a:.3f}"] for m, a in (per_modality or {}).items()],
                ["top-1 video (clip)", f"{metrics.top1:.3f} ({metrics.clip_top1:.3f})"],
                ["top-5 video (clip)", f"{metrics.top5:.3f} ({metrics.clip_top5:.3f})"],
                ["mean class accuracy", f"{metrics.mean_class_accuracy:.3f}"],

@@ -24,7 +24,7 @@ from actcli.errors import UserError
 from actcli.fileio import write_text
 from actcli.models.checkpoint import kinetics_weights_path, load_file, load_initial_weights, save_checkpoint
 from actcli.models.freeze import apply_freeze
-from actcli.models.zoo import build_model
+from actcli.models.multimodal import build_any
 from actcli.pipeline import (
     clip_dataset,
     clip_spec,
@@ -90,12 +90,25 @@ def train(settings: Settings, resume: str | None = None) -> Path:
                         "their segments are left out")
     else:
         observe = settings.train.observe_range
-        if observe and (settings.data.cache_clips or settings.model.freeze == "backbone" and not augment):
-            raise UserError("--observe-range draws a new observed part every epoch: drop --cache-clips / --no-augment")
+        modalities = tuple(settings.data.modalities.split(","))
+        cached = settings.data.cache_clips or settings.model.freeze == "backbone" and not augment
+        if cached and (observe or modalities != ("rgb",)):
+            raise UserError("--observe-range and --modalities beyond rgb read new inputs every epoch: "
+                            "drop --cache-clips / --no-augment")
         train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings),
-                                 observe=observe)
-        val_set = clip_dataset(source, "val", spec, training=False)
-    model = build_model(settings.model.name, spec, len(source.classes), settings.model.dropout)
+                                 observe=observe, modalities=modalities, no_audio=settings.data.no_audio)
+        val_set = clip_dataset(source, "val", spec, training=False, modalities=modalities,
+                               no_audio=settings.data.no_audio)
+        for name, dataset in (("train", train_set), ("val", val_set)):
+            if dataset.silent_videos:
+                ui.warn(f"{len(dataset.silent_videos)} {name} video(s) have no sound (first: "
+                        f"{dataset.silent_videos[0]}): " + ("left out" if settings.data.no_audio == "skip"
+                                                             else "silent spectrograms"))
+    modalities_list = settings.data.modalities.split(",") if source.dataset != "ek100" else ["rgb"]
+    if modalities_list != ["rgb"] and settings.model.freeze not in ("none", "bn"):
+        raise UserError(f"--freeze {settings.model.freeze} applies to single-modality models; use none or bn")
+    model = build_any(settings.model.name, spec, len(source.classes), settings.model.dropout, modalities_list,
+                      settings.model.fusion)
     loaded = "random initialisation"
     if settings.model.weights and resumed is None:
         loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes)
@@ -134,7 +147,8 @@ def train(settings: Settings, resume: str | None = None) -> Path:
         if trained is not model:  # head trained on cached features: store the whole model
             weights = {**model.state_dict(), **{f"head.{k}": v for k, v in weights.items()}}
         save_checkpoint(run_dir / "checkpoints" / f"{kind}.pt", weights, model_name=settings.model.name,
-                        clip=spec, classes=source.classes, settings=config, heads=list(heads), **extras)
+                        clip=spec, classes=source.classes, settings=config,
+                        heads=list(heads), modalities=modalities_list, fusion=settings.model.fusion, **extras)
 
     # purge_step drops curve points a killed run logged after its last checkpoint.
     writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.state.step + 1 if resumed else None)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from actcli.data.audio import N_MELS, NoAudio, has_audio, log_mel, read_audio
 from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache
 from actcli.data.transforms import VideoTransform, spatial_views_transform
 from actcli.data.video import (
@@ -26,9 +29,12 @@ from actcli.data.video import (
     centre_clip_start,
     clip_indices,
     clip_span,
+    probe,
     read_clip,
 )
 from actcli.errors import UserError
+
+AUDIO_FRAMES = 128  # log-mel frames per clip (10 ms each at the native span; resized to this)
 
 
 def check_videos_exist(root: Path, table: pd.DataFrame, source: Path) -> None:
@@ -53,6 +59,10 @@ class VideoClipDataset(Dataset):
         decoder: ``pyav`` or ``torchcodec`` (see :func:`actcli.data.video.read_clip`).
         observe: early prediction: only the first ``r`` of each video is visible, ``r`` fixed
             (a float) or drawn uniformly per sample from ``(low, high)``; None: the whole video.
+        modalities: ``["rgb"]`` (samples hold a tensor) or e.g. ``["rgb", "audio"]`` (samples hold
+            ``{"rgb": [C, T, H, W], "audio": [1, 64, 128]}``, the log-mel of the clip's time span).
+        no_audio: a video without sound gets a silent spectrogram (``zeros``) or is left out
+            (``skip``); either way :attr:`silent_videos` lists them.
 
     Set ``clip_cache`` to read videos present in a filled :class:`ClipCache` from it instead
     of decoding them (see :mod:`actcli.data.clip_cache` for what changes).
@@ -67,6 +77,8 @@ class VideoClipDataset(Dataset):
         training: bool,
         decoder: str = "pyav",
         observe: float | tuple[float, float] | None = None,
+        modalities: Sequence[str] = ("rgb",),
+        no_audio: str = "zeros",
     ) -> None:
         self.root = root
         self.paths = table["path"].tolist()
@@ -76,6 +88,15 @@ class VideoClipDataset(Dataset):
         self.training = training
         self.decoder = decoder
         self.observe = observe
+        self.modalities = list(modalities)
+        self.silent_videos: list[str] = []
+        if "audio" in self.modalities:
+            self.silent_videos = [p for p in self.paths if not has_audio(root / p)]
+            if no_audio == "skip" and self.silent_videos:
+                silent = set(self.silent_videos)
+                keep = [i for i, p in enumerate(self.paths) if p not in silent]
+                self.paths = [self.paths[i] for i in keep]
+                self.labels = [self.labels[i] for i in keep]
         self.clip_cache: ClipCache | None = None
 
     def __len__(self) -> int:
@@ -117,8 +138,38 @@ class VideoClipDataset(Dataset):
         start = int(torch.randint(0, slack + 1, ()).item()) if slack > 0 else 0
         return torch.from_numpy(np.ascontiguousarray(stored[clip_indices(len(stored), self.spec.frames, 1, start)]))
 
+    def _modalities_sample(self, path: Path) -> dict[str, torch.Tensor]:
+        """``{"rgb": ..., "audio": ...}`` for the chosen clip; DecodeError if the video is unreadable."""
+        span: list[float] = []
+
+        def choose(info: VideoInfo) -> list[int]:
+            indices = self.choose_indices(info)
+            fps = info.fps or 25.0
+            span[:] = [indices[0] / fps, (indices[0] + clip_span(self.spec.frames, self.spec.stride)) / fps]
+            return indices
+
+        inputs: dict[str, torch.Tensor] = {}
+        if "rgb" in self.modalities:
+            frames, _ = read_clip(path, choose, self.decoder)
+            inputs["rgb"] = self.transform(frames)
+        else:
+            choose(probe(path))
+        if "audio" in self.modalities:
+            try:
+                spectrogram = log_mel(read_audio(path, *span))
+            except NoAudio:
+                spectrogram = torch.zeros(1, N_MELS, AUDIO_FRAMES)
+            inputs["audio"] = F.interpolate(spectrogram[None], size=(N_MELS, AUDIO_FRAMES), mode="bilinear")[0]
+        return inputs
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.root / self.paths[index]
+        if self.modalities != ["rgb"]:
+            try:
+                inputs = self._modalities_sample(path)
+            except DecodeError:
+                return {"skipped": str(path)}
+            return {"clip": inputs, "label": self.labels[index], "index": index}
         frames = self.cached_frames(path)
         if frames is None:
             try:
@@ -180,7 +231,11 @@ def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """
     good = [s for s in samples if "clip" in s]
     batch: dict[str, Any] = {"skipped": [s["skipped"] for s in samples if "skipped" in s]}
-    if good:
+    if good and isinstance(good[0]["clip"], dict):  # several modalities: stack each
+        batch["clips"] = {name: torch.stack([s["clip"][name] for s in good]) for name in good[0]["clip"]}
+        batch["labels"] = torch.tensor([s["label"] for s in good], dtype=torch.long)
+        batch["indices"] = torch.tensor([s["index"] for s in good], dtype=torch.long)
+    elif good:
         batch["clips"] = torch.stack([s["clip"] for s in good])
         batch["labels"] = torch.tensor([s["label"] for s in good], dtype=torch.long)
         batch["indices"] = torch.tensor([s["index"] for s in good], dtype=torch.long)

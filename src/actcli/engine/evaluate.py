@@ -53,7 +53,7 @@ def predict_loader(
         skipped.extend(batch["skipped"])
         if batch["clips"] is not None:
             clips = batch["clips"]
-            if clips.ndim == 6:  # [B, V, C, T, H, W]: run every view, keep them per video
+            if isinstance(clips, torch.Tensor) and clips.ndim == 6:  # [B, V, C, T, H, W]: every view, per video
                 out = model(clips_to_device(clips.flatten(0, 1), device)).float().cpu()
                 logits.append(out.reshape(clips.shape[0], clips.shape[1], -1))
             else:

@@ -25,6 +25,7 @@ from torch import nn
 
 from actcli.engine.recipe import autocast
 from actcli.errors import UserError
+from actcli.pipeline import channels_last_3d
 
 INFERENCE_PRECISIONS = ("auto", "32", "bf16", "16")
 
@@ -105,7 +106,7 @@ def prepare_for_inference(
         torch.backends.cudnn.benchmark = True  # fixed clip shapes: let cuDNN pick its fastest kernels
         steps.append("cudnn_benchmark")
     if device.type == "cpu":
-        net = net.to(memory_format=torch.channels_last_3d)
+        net = channels_last_3d(net)
         steps.append("channels_last_3d")
     if precision != "32":
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16

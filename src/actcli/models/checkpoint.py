@@ -21,7 +21,7 @@ import torch
 from actcli.data.video import ClipSpec
 from actcli.errors import UserError
 from actcli.fileio import atomic_path
-from actcli.models.zoo import ActionModel, build_model, get_entry, kinetics_state_without_classifier
+from actcli.models.zoo import ActionModel, get_entry, kinetics_state_without_classifier
 
 FORMAT = "actcli/1"
 
@@ -88,7 +88,10 @@ def model_from_checkpoint(path: Path, dropout: float = 0.5) -> tuple[ActionModel
             f"{path} is not an actcli checkpoint (no 'format': '{FORMAT}'); "
             "use a best.pt or last.pt from outputs/runs/"
         )
-    model = build_model(data["model"], clip_of(data), len(data["classes"]), dropout)
+    from actcli.models.multimodal import build_any
+
+    model = build_any(data["model"], clip_of(data), len(data["classes"]), dropout,
+                      list(data.get("modalities", ["rgb"])), data.get("fusion", "late"))
     _load_state(model, data["state_dict"], path)
     return model, data
 
@@ -147,6 +150,7 @@ def load_initial_weights(
     """
     path = kinetics_weights_path(model_name) if weights == "kinetics" else Path(weights)
     data = load_file(path)
+    video_backbone = _video_backbone(model, path)
     if is_actcli_checkpoint(data):
         if data["model"] != model_name:
             raise UserError(f"{path} holds a {data['model']} model, not {model_name}; pass --model {data['model']}")
@@ -154,12 +158,22 @@ def load_initial_weights(
             _load_state(model, data["state_dict"], path)
             return f"actcli checkpoint {path}"
         prefix = "backbone."
-        backbone = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
-        _load_state(model.backbone, backbone, path)
+        backbone_state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+        _load_state(video_backbone, backbone_state, path)
         return f"backbone from actcli checkpoint {path} (its {len(data['classes'])}-class head replaced)"
     state = data.get("model_state", data)
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} holds no state dict ('model_state' or tensors at top level)")
-    _load_state(model.backbone, kinetics_state_without_classifier(state), path)
+    _load_state(video_backbone, kinetics_state_without_classifier(state), path)
     return f"backbone from {path}"
+
+
+def _video_backbone(model: torch.nn.Module, source: Path) -> torch.nn.Module:
+    """The RGB backbone that starting weights fill: ``backbone``, or a multimodal model's rgb encoder."""
+    if hasattr(model, "backbone"):
+        return model.backbone
+    encoders = getattr(model, "encoders", {})
+    if "rgb" not in encoders:
+        raise UserError(f"{source} holds video weights but --modalities has no rgb; drop --weights or add rgb")
+    return encoders["rgb"]
 

@@ -1,0 +1,86 @@
+"""rgb + audio: datasets with and without sound, late and joint fusion, end to end through the CLI."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from conftest import TRAIN_FLAGS
+
+from actcli.data.datasets import AUDIO_FRAMES, VideoClipDataset
+from actcli.data.registry import remember_root
+from actcli.data.synthetic import SyntheticSpec, generate, render_clip, write_video
+from actcli.data.transforms import eval_transform
+from actcli.data.video import ClipSpec
+from actcli.engine.inference import prepare_for_inference
+from actcli.models.multimodal import ModalityView, MultiModalModel, build_any, parse_modalities
+from actcli.report import read_report
+
+SPEC = ClipSpec(frames=4, stride=2, crop=32)
+TINY_AUDIO = SyntheticSpec(classes=4, groups=3, clips_per_class=6, frames=16, width=64, height=48, audio=True)
+
+
+@pytest.fixture(scope="module")
+def sound_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sound") / "synthetic"
+    generate(root, TINY_AUDIO, workers=1)
+    return root
+
+
+def _inputs(batch: int = 2) -> dict[str, torch.Tensor]:
+    return {"rgb": torch.randn(batch, 3, 4, 32, 32), "audio": torch.randn(batch, 1, 64, AUDIO_FRAMES)}
+
+
+@pytest.mark.parametrize("fusion", ["late", "joint"])
+def test_fusion_models_train_and_prepare(fusion):
+    torch.manual_seed(0)
+    model = build_any("r3d_tiny", SPEC, 5, 0.0, ["rgb", "audio"], fusion)
+    assert isinstance(model, MultiModalModel) and model.modalities == ["rgb", "audio"]
+    logits = model(_inputs())
+    assert logits.shape == (2, 5)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 3])).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    inputs = _inputs()
+    with torch.inference_mode():
+        expected = model(inputs)
+        prepared, steps = prepare_for_inference(model, torch.device("cpu"), "32")
+        assert "conv_bn_folded" in steps and torch.allclose(prepared(inputs), expected, atol=1e-4)
+        if fusion == "late":  # fused scores = mean of each head's log-probabilities
+            alone = [ModalityView(model, m)(inputs).log_softmax(1) for m in model.modalities]
+            assert torch.allclose(expected, torch.stack(alone).mean(0), atol=1e-6)
+    assert build_any("r3d_tiny", SPEC, 5, 0.0, ["rgb"]).__class__.__name__ == "ActionModel"
+    with pytest.raises(ValueError, match="modalities"):
+        parse_modalities("rgb,smell")
+
+
+def test_dataset_reads_sound_and_counts_silent_videos(sound_dataset, tmp_path):
+    silent = sound_dataset.parent / "silent.avi"
+    write_video(silent, render_clip("MoveUp", 1, 1, SyntheticSpec(frames=16, width=64, height=48)))
+    videos = sorted(sound_dataset.rglob("*.avi"))[:3] + [silent]
+    table = pd.DataFrame({"path": [str(v.relative_to(sound_dataset.parent)) for v in videos], "label_id": [0] * 4})
+    dataset = VideoClipDataset(sound_dataset.parent, table, SPEC, eval_transform(32), False,
+                               modalities=["rgb", "audio"])
+    assert dataset.silent_videos == ["silent.avi"] and len(dataset) == 4
+    sample = dataset[0]["clip"]
+    assert sample["rgb"].shape == (3, 4, 32, 32) and sample["audio"].shape == (1, 64, AUDIO_FRAMES)
+    assert sample["audio"].std() > 0.5 and dataset[3]["clip"]["audio"].abs().max() == 0  # silence: zeros
+    skipping = VideoClipDataset(sound_dataset.parent, table, SPEC, eval_transform(32), False,
+                                modalities=["audio"], no_audio="skip")
+    assert len(skipping) == 3 and set(skipping[0]["clip"]) == {"audio"}
+
+
+def test_rgb_audio_train_and_test_report_each_modality(cli, sound_dataset, workdir):
+    remember_root(workdir / "outputs", "synthetic", sound_dataset)
+    cli("annotate", "--dataset", "synthetic")
+    cli("train", "--dataset", "synthetic", "--epochs", "1", "--experiment", "av", "--modalities", "audio,rgb",
+        *TRAIN_FLAGS)
+    cli("test", "--experiment", "av", "--report", "av.json")
+    metrics = read_report(workdir / "av.json").metrics
+    assert set(metrics["per_modality_top1"]) == {"rgb", "audio"} and 0 <= metrics["top1"] <= 1
+    cli("train", "--dataset", "synthetic", "--epochs", "1", "--experiment", "joint", "--modalities", "rgb,audio",
+        "--fusion", "joint", *TRAIN_FLAGS)
+    cli("test", "--experiment", "joint", "--report", "joint.json")
+    assert read_report(workdir / "joint.json").metrics["per_modality_top1"] is None
+    assert "drop --views" in cli.fails("test", "--experiment", "joint", "--views", "2x1")
+    assert "modalities" in cli.fails("train", "--dataset", "synthetic", "--modalities", "smell", *TRAIN_FLAGS)
