@@ -49,7 +49,8 @@ def test_anticipation_reads_nothing_at_or_after_t_start_minus_tau_a(trees, kind)
     windows, clipped, dropped = observed_windows(table, tau_a=1.0, tau_o=2.0, before_start="clip")
     assert dropped == int((table.start_s <= 1.0).sum()) and clipped > 0
     info = load_video_info(EK100 / FILES["video_info"])
-    for _, row in windows.iterrows():
+    assert len(windows) == len(table) and (~windows.observable).sum() == dropped
+    for _, row in windows[windows.observable].iterrows():
         fps = frames_fps(row.video_id) if kind == "frames" else info.loc[row.video_id, "fps"]
         times = segment_times(row.obs_start_s, row.obs_stop_s, 8, offset=0.999999)  # as late as sampling goes
         _, indices = read_frames_at(roots[kind], row.video_id, times, info.loc[row.video_id, "fps"])

@@ -79,9 +79,12 @@ def test_action_scores_by_hand():
 def test_action_scores_match_the_official_code():
     rng = np.random.default_rng(0)
     verbs, nouns = rng.normal(size=(50, 97)), rng.normal(size=(50, 300))
+    verbs[:3], nouns[:3] = 0.0, 0.0  # all-zero rows (missing media): ties broken as the official code does
     (v, n), official = official_compute_action_scores(verbs, nouns)
     ids, probs = action_scores(verbs, nouns)
     assert np.array_equal(ids, v * 1000 + n) and np.allclose(probs, official)
+    ranks = Rankings.from_scores(verbs, nouns, ids)
+    assert np.array_equal(ranks.verbs, np.argsort(verbs)[:, ::-1]) and ranks.verbs[0, :3].tolist() == [96, 95, 94]
 
 
 def test_class_mean_recall_by_hand():
@@ -226,6 +229,17 @@ def test_score_rejects_malformed_input(cli, real_subset, tmp_path):
     table.to_csv(real_subset / "bad.csv", index=False)
     line = cli.fails("score", tmp_path / "bad.json", "--annotations", real_subset / "bad.csv")
     assert "row 7" in line and "verb_class" in line
+    (real_subset / "empty.csv").write_text("")
+    assert "not a readable CSV" in cli.fails("score", tmp_path / "bad.json", "--annotations", real_subset / "empty.csv")
+    ids = load_segments(real_subset / "val300.csv")["narration_id"].tolist()
+    verbs, nouns = np.zeros((300, 97)), np.zeros((300, 300))
+    submission = make_submission("recognition", ids, verbs, nouns)
+    submission["results"][ids[0]] = [1, 2]
+    (tmp_path / "odd.json").write_text(json.dumps(submission))
+    assert "must be an object" in cli.fails("score", tmp_path / "odd.json", "--annotations", real_subset / "val300.csv")
+    submission["results"][ids[0]] = {"verb": {"\u00b2": 1.0}, "noun": {}}
+    (tmp_path / "odd.json").write_text(json.dumps(submission))
+    assert "keys 0..96" in cli.fails("score", tmp_path / "odd.json", "--annotations", real_subset / "val300.csv")
 
 
 def test_download_ek100_annotations_from_a_folder_checks_every_file(cli, workdir):

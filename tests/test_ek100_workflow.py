@@ -20,11 +20,13 @@ def test_annotate_train_test_score(cli, workdir, task, kind):
     folder = workdir / "annotations" / "ek100"
     task_file = json.loads((folder / "task.json").read_text())
     assert task_file["task"] == task and "validation segments by participant" in " ".join(out.split())
-    train = pd.read_csv(folder / "train.csv")
+    table = pd.read_csv(folder / "train.csv")
+    train = table[table["observable"]]
     if task == "anticipation":  # the window ends tau_a before the action and lasts at most tau_o
         assert (train["stop_s"] == train["segment_start_s"] - 1.0).all() and (train["stop_s"] > 0).all()
         assert ((train["stop_s"] - train["start_s"]) <= 1.5 + 1e-9).all()
         assert task_file["splits"]["train"]["segments_dropped"] == 1  # P01_11_0 starts at 0 s
+        assert table.loc[~table["observable"], "narration_id"].tolist() == ["P01_11_0"]  # kept, never read
 
     media = workdir / "media"
     videos = pd.concat([pd.read_csv(folder / f"{s}.csv") for s in ("train", "val", "test")])

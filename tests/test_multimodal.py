@@ -83,4 +83,6 @@ def test_rgb_audio_train_and_test_report_each_modality(cli, sound_dataset, workd
     cli("test", "--experiment", "joint", "--report", "joint.json")
     assert read_report(workdir / "joint.json").metrics["per_modality_top1"] is None
     assert "drop --views" in cli.fails("test", "--experiment", "joint", "--views", "2x1")
+    cli("test", "--experiment", "av", "--observe", "0.5,1", "--report", "early.json")  # early prediction, rgb+audio
+    assert read_report(workdir / "early.json").metrics["ratios"] == [0.5, 1.0]
     assert "modalities" in cli.fails("train", "--dataset", "synthetic", "--modalities", "smell", *TRAIN_FLAGS)

@@ -94,7 +94,10 @@ def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: Clip
     """An EK100 split as :class:`actcli.ek100.dataset.Ek100Dataset`; missing videos: error or skipped."""
     from actcli.ek100.dataset import Ek100Dataset, check_media, load_split, video_rates
 
-    table, gone = check_media(source.root, load_split(source.annotations_dir, split), settings.data.skip_missing)
+    table = load_split(source.annotations_dir, split)
+    if "observable" in table.columns:  # anticipation: segments whose window lies before the video
+        table = table[table["observable"].astype(bool)]
+    table, gone = check_media(source.root, table, settings.data.skip_missing)
     if table.empty:
         raise UserError(f"no {split} segment has media under {source.root}; check --root")
     transform = train_transform(spec.crop, hflip_enabled(settings)) if training else eval_transform(spec.crop)

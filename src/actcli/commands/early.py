@@ -45,7 +45,8 @@ def plot_curve(metrics: EarlyMetrics, path: Path, title: str) -> None:
 
 
 def early_prediction(settings: Settings, model: torch.nn.Module, spec: ClipSpec, source: DataSource,
-                     device: torch.device, report_path: Path, config: dict, title: str) -> Path:
+                     device: torch.device, report_path: Path, config: dict, title: str,
+                     modalities: tuple[str, ...] = ("rgb",)) -> Path:
     """Evaluate ``model`` at every ratio of ``test.observe``; writes ``report_path`` and the PNG beside it."""
     split = settings.test.split
     ratios = observe_ratios(settings.test.observe or "1")
@@ -53,7 +54,8 @@ def early_prediction(settings: Settings, model: torch.nn.Module, spec: ClipSpec,
     with ui.progress() as bars:
         task = bars.add_task("observation ratios", total=len(ratios))
         for ratio in ratios:
-            dataset = clip_dataset(source, split, spec, training=False, observe=ratio)
+            dataset = clip_dataset(source, split, spec, training=False, observe=ratio, modalities=modalities,
+                                   no_audio=settings.data.no_audio)
             loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
             out = predict_loader(model, loader, device, bars, f"r = {ratio:g}")
             if len(out.labels) == 0:

@@ -139,7 +139,8 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
         config = {**settings.model_dump(mode="json"), "weights": str(weights), "clip": asdict(spec),
                   "inference_steps": steps, "decoder": source.decoder}
         return early_prediction(settings, prepared, spec, source, device, report_path, config,
-                                f"{checkpoint['model']} on {source.dataset} {split}")
+                                f"{checkpoint['model']} on {source.dataset} {split}",
+                                tuple(checkpoint.get("modalities", ["rgb"])))
     temporal, spatial = (int(n) for n in settings.test.views.split("x"))
     modalities = tuple(checkpoint.get("modalities", ["rgb"]))
     if modalities != ("rgb",):

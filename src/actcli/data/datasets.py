@@ -145,7 +145,9 @@ class VideoClipDataset(Dataset):
         def choose(info: VideoInfo) -> list[int]:
             indices = self.choose_indices(info)
             fps = info.fps or 25.0
-            span[:] = [indices[0] / fps, (indices[0] + clip_span(self.spec.frames, self.spec.stride)) / fps]
+            # Never past the clip's last frame + 1: with --observe the sound stops where the picture does.
+            end = min(indices[0] + clip_span(self.spec.frames, self.spec.stride), max(indices) + 1)
+            span[:] = [indices[0] / fps, end / fps]
             return indices
 
         inputs: dict[str, torch.Tensor] = {}

@@ -64,7 +64,7 @@ def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         raise UserError(f"{path} not found; {FIX} or pass the folder holding it")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a readable CSV ({str(exc).splitlines()[0]}); {FIX}") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:

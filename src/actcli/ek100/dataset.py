@@ -84,7 +84,10 @@ def load_split(folder: Path, split: str) -> pd.DataFrame:
     path = folder / f"{split}.csv"
     if not path.is_file():
         raise UserError(f"{path} not found; run `actcli annotate --dataset ek100` first")
-    table = pd.read_csv(path, dtype={"narration_id": str, "participant_id": str, "video_id": str})
+    try:
+        table = pd.read_csv(path, dtype={"narration_id": str, "participant_id": str, "video_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not a readable CSV ({exc}); re-run `actcli annotate --dataset ek100`") from None
     missing = [c for c in ("narration_id", "video_id", "start_s", "stop_s", "verb_class", "noun_class")
                if c not in table.columns]
     if missing:

@@ -2,7 +2,8 @@
 
 * **frames**: ``<root>/<P01>/rgb_frames/<P01_01>/frame_0000000001.jpg``, 1-indexed JPEGs at
   60 fps (``PXX_YY``) or 50 fps (``PXX_1YY``), as released;
-* **videos**: ``<root>/<P01>/videos/<P01_01>.MP4`` at the native rate of ``EPIC_100_video_info.csv``.
+* **videos**: ``<root>/<P01>/videos/<P01_01>.MP4``, indexed at the file's own frame rate (the
+  native rate listed in ``EPIC_100_video_info.csv`` for the released videos).
 
 A time ``t`` (seconds) maps to the frame shown at ``t``: index ``floor(t * fps)`` (0-based;
 frame file ``index + 1``). A frame covers ``[index / fps, (index + 1) / fps)``, so a time
@@ -53,8 +54,8 @@ def segment_times(start: float, stop: float, count: int, offset: float = 0.5) ->
 
 
 def time_to_index(t: float, fps: float) -> int:
-    """The 0-based frame shown at time ``t`` seconds."""
-    return max(0, int(math.floor(t * fps + 1e-9)))
+    """The 0-based frame shown at time ``t`` seconds (``floor(t * fps)``, never negative)."""
+    return max(0, int(math.floor(t * fps)))
 
 
 def read_frames_at(root: Path, video_id: str, times: Sequence[float], video_fps: float | None = None,
@@ -81,7 +82,11 @@ def read_frames_at(root: Path, video_id: str, times: Sequence[float], video_fps:
     requested: list[int] = []
 
     def choose(info) -> list[int]:
-        fps = video_fps or info.fps
+        # The file's own rate decides which frame an index is (a re-encoded copy may differ from
+        # EPIC_100_video_info.csv); the CSV's rate is the fallback when the header has none.
+        fps = info.fps or video_fps or 0.0
+        if fps <= 0:
+            raise DecodeError(f"{path} reports no frame rate")
         requested.extend(time_to_index(t, fps) for t in times)
         return requested
 

@@ -19,6 +19,12 @@ def action_id(verb: np.ndarray | int, noun: np.ndarray | int) -> np.ndarray | in
     return verb * ACTION_BASE + noun
 
 
+def descending(scores: np.ndarray) -> np.ndarray:
+    """Indices sorting each row from the highest score, ties broken exactly as the official
+    evaluators do (``np.argsort(x)[:, ::-1]``: among equal scores the highest index first)."""
+    return np.argsort(scores, axis=-1)[..., ::-1]
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, computed stably."""
     shifted = np.exp(x - x.max(axis=-1, keepdims=True))
@@ -41,20 +47,20 @@ def action_scores(
                  for i in range(0, len(verb_scores), CHUNK)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     top_v, top_n = min(top, verb_scores.shape[1]), min(top, noun_scores.shape[1])
-    verbs = np.argsort(-verb_scores, axis=1, kind="stable")[:, :top_v]
-    nouns = np.argsort(-noun_scores, axis=1, kind="stable")[:, :top_n]
+    verbs = descending(verb_scores)[:, :top_v]
+    nouns = descending(noun_scores)[:, :top_n]
     rows = np.arange(len(verb_scores))[:, None]
     verb_probs = softmax(verb_scores[rows, verbs])
     noun_probs = softmax(noun_scores[rows, nouns])
     products = (verb_probs[:, :, None] * noun_probs[:, None, :]).reshape(len(verb_scores), -1)  # [N, top_v*top_n]
-    best = np.argsort(-products, axis=1, kind="stable")[:, :top]
+    best = descending(products)[:, :top]
     ids = action_id(verbs[rows, best // top_n], nouns[rows, best % top_n])
     return ids, products[rows, best]
 
 
 def ranked(scores: np.ndarray, k: int) -> np.ndarray:
     """``int [N, k]``: the indices of the ``k`` highest scores per row, best first."""
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return descending(scores)[:, :k]
 
 
 def topk_hits(predicted: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:

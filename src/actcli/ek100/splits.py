@@ -29,7 +29,7 @@ from actcli.errors import UserError
 from actcli.fileio import write_text
 
 SPLIT_COLUMNS = ["narration_id", "participant_id", "video_id", "start_s", "stop_s", "verb_class", "noun_class",
-                 "segment_start_s", "segment_stop_s"]
+                 "segment_start_s", "segment_stop_s", "observable"]
 TASKS = ("recognition", "anticipation")
 
 
@@ -57,7 +57,7 @@ def _select(table: pd.DataFrame, participants: list[str] | None, max_segments: i
 
 
 def _windows(table: pd.DataFrame, spec: TaskSpec) -> tuple[pd.DataFrame, int, int]:
-    table = table.assign(segment_start_s=table["start_s"], segment_stop_s=table["stop_s"])
+    table = table.assign(segment_start_s=table["start_s"], segment_stop_s=table["stop_s"], observable=True)
     if spec.task == "recognition":
         return table, 0, 0
     kept, clipped, dropped = observed_windows(table, spec.tau_a, spec.tau_o, spec.before_start)
@@ -92,7 +92,7 @@ def write_ek100_splits(official: Path, folder: Path, spec: TaskSpec, participant
     counts: dict[str, dict[str, int]] = {}
     for name, table in splits.items():
         rows, clipped, dropped = _windows(table, spec)
-        if rows.empty:
+        if not rows["observable"].any():
             raise UserError(f"no {name} segment left (participants {participants}, --max-segments {max_segments})")
         write_text(folder / f"{name}.csv", rows[SPLIT_COLUMNS].to_csv(index=False, lineterminator="\n"))
         counts[name] = {"segments": len(rows), "windows_clipped": clipped, "segments_dropped": dropped}
@@ -108,5 +108,8 @@ def read_task(folder: Path) -> TaskSpec:
     path = folder / "task.json"
     if not path.is_file():
         raise UserError(f"{path} not found; run `actcli annotate --dataset ek100` first")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return TaskSpec(data["task"], float(data["tau_a"]), float(data["tau_o"]), data["before_start"])
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return TaskSpec(data["task"], float(data["tau_a"]), float(data["tau_o"]), data["before_start"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path} is malformed ({exc}); re-run `actcli annotate --dataset ek100`") from None

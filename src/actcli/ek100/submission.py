@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from actcli.ek100.annotations import NUM_NOUNS, NUM_VERBS
-from actcli.ek100.scores import ACTION_BASE, TOP_ACTIONS, action_scores
+from actcli.ek100.scores import ACTION_BASE, TOP_ACTIONS, action_scores, descending
 from actcli.errors import UserError
 from actcli.fileio import write_text
 
@@ -79,15 +79,22 @@ class SubmittedScores:
 
 
 def _scores(entry: dict, task: str, keys: list[str], where: str) -> list[float]:
+    if not isinstance(entry, dict):
+        raise UserError(f"{where} must be an object with 'verb' and 'noun' scores")
     scores = entry.get(task)
     if not isinstance(scores, dict):
         raise UserError(f"{where} has no '{task}' scores")
-    if list(scores) != keys and sorted(scores, key=lambda k: int(k) if k.isdigit() else -1) != keys:
+    if list(scores) != keys and sorted(scores, key=lambda k: int(k) if _is_number(k) else -1) != keys:
         raise UserError(f"{where} '{task}' must have exactly the keys 0..{len(keys) - 1}")
     values = [scores[k] for k in keys]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise UserError(f"{where} '{task}' has a score that is not a number")
     return values
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only (``"²".isdigit()`` is True but ``int("²")`` fails)."""
+    return text.isascii() and text.isdigit()
 
 
 def _actions(entry: dict, where: str) -> list[int]:
@@ -97,7 +104,7 @@ def _actions(entry: dict, where: str) -> list[int]:
     ids, values = [], []
     for key, score in actions.items():
         parts = str(key).split(",")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        if len(parts) != 2 or not all(_is_number(p.strip()) for p in parts):
             raise UserError(f"{where} action {key!r} is not 'verb,noun'")
         verb, noun = int(parts[0]), int(parts[1])
         if verb >= NUM_VERBS or noun >= NUM_NOUNS:
@@ -106,7 +113,7 @@ def _actions(entry: dict, where: str) -> list[int]:
             raise UserError(f"{where} action {key!r} score is not a number")
         ids.append(verb * ACTION_BASE + noun)
         values.append(score)
-    order = np.argsort(-np.asarray(values, dtype=float), kind="stable")
+    order = descending(np.asarray(values, dtype=float))  # as the official _scores_dict_to_ranks
     return [ids[i] for i in order]
 
 
@@ -137,6 +144,9 @@ def read_submission(path: Path, narration_ids: list[str]) -> SubmittedScores:
     if len(results) != len(narration_ids):
         extra = next(k for k in results if k not in set(narration_ids))
         raise UserError(f"{path} has segment(s) not in the annotations (first: {extra})")
+    bad = next((n for n in narration_ids if not isinstance(results[n], dict)), None)
+    if bad is not None:
+        raise UserError(f"{path} segment {bad} must be an object with 'verb' and 'noun' scores")
     with_actions = {"action" in results[n] for n in narration_ids}
     if len(with_actions) > 1:
         raise UserError(f"{path} gives 'action' scores for some segments only; give them for all or none")

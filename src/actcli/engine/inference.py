@@ -10,7 +10,8 @@ Xeon (X3D-XS, native clip, batch 2; docs/performance.md):
 * channels-last-3d memory format on CPU;
 * precision: ``auto`` picks bf16 where the hardware computes it natively (CPUs with AMX or
   AVX512-BF16, CUDA GPUs with bf16) and fp32 elsewhere. bf16 runs under autocast with the
-  convolution and linear weights cast once, ahead of time. ``32`` keeps fp32 throughout.
+  3D convolution weights cast once, ahead of time; linear layers (the classifier) stay fp32,
+  so scores are not rounded into ties. ``32`` keeps fp32 throughout.
 
 In fp32 the outputs match the original model to float rounding (tested for every zoo model);
 bf16 gave the same top-1 as fp32 on the demo's test and train splits.
@@ -65,6 +66,27 @@ class AutocastModel(torch.nn.Module):
             return self.model(clips).float()
 
 
+class Fp32Linear(nn.Module):
+    """A linear layer that stays in fp32 under autocast: classifier scores are not rounded to
+    bf16 (which would tie many of them and change top-5 rankings)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.linear(x.float())
+
+
+def linear_in_fp32(model: nn.Module) -> None:
+    """Wrap every ``nn.Linear`` of ``model`` in :class:`Fp32Linear`, in place."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(parent, name, Fp32Linear(child))
+
+
 def swish_to_silu(model: nn.Module) -> None:
     """Replace pytorchvideo's ``Swish`` modules by ``nn.SiLU`` in place (same ``x * sigmoid(x)``)."""
     from pytorchvideo.layers.swish import Swish
@@ -111,8 +133,9 @@ def prepare_for_inference(
     if precision != "32":
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         for module in net.modules():
-            if isinstance(module, (nn.Conv3d, nn.Linear)):
+            if isinstance(module, nn.Conv3d):
                 module.to(dtype)
+        linear_in_fp32(net)
         net = AutocastModel(net, device, precision)
         steps.append(f"{dtype}".replace("torch.", "") + "_autocast")
     return net, steps
