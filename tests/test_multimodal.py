@@ -86,3 +86,21 @@ def test_rgb_audio_train_and_test_report_each_modality(cli, sound_dataset, workd
     cli("test", "--experiment", "av", "--observe", "0.5,1", "--report", "early.json")  # early prediction, rgb+audio
     assert read_report(workdir / "early.json").metrics["ratios"] == [0.5, 1.0]
     assert "modalities" in cli.fails("train", "--dataset", "synthetic", "--modalities", "smell", *TRAIN_FLAGS)
+
+
+def test_audio_stops_where_the_observed_picture_stops(tmp_path):
+    # 0.64 s of video; silence for 0.2 s, then a loud tone.
+    frames = render_clip("MoveUp", 1, 1, SyntheticSpec(frames=16, width=64, height=48))
+    t = torch.arange(int(0.64 * 16_000)) / 16_000
+    sound = torch.where(t < 0.2, torch.zeros_like(t), 0.8 * torch.sin(2 * torch.pi * 600 * t)).numpy()
+    write_video(tmp_path / "v.avi", frames, audio=sound)
+    table = pd.DataFrame({"path": ["v.avi"], "label_id": [0]})
+
+    def loudest(observe):
+        dataset = VideoClipDataset(tmp_path, table, SPEC, eval_transform(32), False, observe=observe,
+                                   modalities=["audio"])
+        return float(dataset[0]["clip"]["audio"].max())
+
+    # Whole video: the centred 4x2 clip spans frames 4-10 (0.16-0.44 s) and hears the tone.
+    # Observed quarter: frames 0-3 (0 - 0.16 s), so the sound must stop at 0.16 s, before the tone.
+    assert loudest(None) > 0 and loudest(0.25) < -5
