@@ -36,9 +36,10 @@ def test_annotate_train_test_score(cli, workdir, task, kind):
     history = read_report(run / "report-train.json").metrics["history"]
     assert 9.0 < history[0]["train_loss"] < 12.0  # two cross-entropies of ~log(97) + log(300) = 10.3 at the start
 
-    cli("test", "--root", media, "--experiment", "ek")
+    cli("test", "--root", media, "--experiment", "ek", "--sls", "2", "3", "4")
     submission = json.loads((run / f"submission-{task}-test.json").read_text())
     assert submission["version"] == "0.2" and submission["challenge"] == f"action_{task}"
+    assert (submission["sls_pt"], submission["sls_tl"], submission["sls_td"]) == (2, 3, 4)
     entry = next(iter(submission["results"].values()))
     assert len(entry["verb"]) == 97 and len(entry["noun"]) == 300
     assert ("action" in entry) == (task == "anticipation") and len(entry.get("action", range(100))) == 100

@@ -215,6 +215,7 @@ def test(
     batch_size: Annotated[int | None, typer.Option(help="Clips per batch. (default: 8)")] = None,
     views: Annotated[str | None, typer.Option(help="TxS: T clips spread over each video x S crops (1-3), softmax averaged per video; e.g. 10x3. (default: 1x1)")] = None,
     precision: PrecisionOpt = None,
+    sls: Annotated[tuple[int, int, int] | None, typer.Option(help="EK100 submissions: supervision levels PT TL TD (0-5 each) written into the JSON. (default: 5 5 5)")] = None,
     observe: Annotated[str | None, typer.Option(help="Early prediction: comma-separated ratios, e.g. 0.1,0.2,0.5,1.0; each video is classified from its first r only; writes report-early-<split>.json and a PNG curve. (default: off)")] = None,
     workers: WorkersOpt = None,
     decoder: DecoderOpt = None,
@@ -228,7 +229,7 @@ def test(
 
     settings, sources = _settings(
         config, test__split=split, data__dataset=dataset, data__root=root,
-        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, test__precision=precision, test__observe=observe, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
+        data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, test__precision=precision, test__observe=observe, test__sls=sls, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
         train__device=device,
     )
     run(settings, sources, weights, experiment, report)

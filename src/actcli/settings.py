@@ -176,6 +176,18 @@ class TestSettings(_Section):
         "bf16 where the CPU/GPU computes bf16 natively (e.g. AMX), else 32."
     )
 
+    sls: tuple[int, int, int] = Field(
+        (5, 5, 5), description="EK100 submissions: supervision levels (pretraining, training labels, training data), "
+        "each 0-5, as the challenge asks every entry to declare."
+    )
+
+    @field_validator("sls")
+    @classmethod
+    def _sls(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not all(0 <= v <= 5 for v in value):
+            raise ValueError("supervision levels are integers from 0 to 5")
+        return value
+
     @field_validator("observe")
     @classmethod
     def _observe(cls, value: str | None) -> str | None:

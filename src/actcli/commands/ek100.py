@@ -14,7 +14,7 @@ from actcli.ek100.annotations import FILES, Subsets, load_id_set, load_segments,
 from actcli.ek100.dataset import HEADS, load_split
 from actcli.ek100.metrics import GroundTruth, Rankings, anticipation_metrics, recognition_metrics
 from actcli.ek100.splits import TaskSpec, read_task, write_ek100_splits
-from actcli.ek100.submission import CHALLENGES, make_submission, read_submission, write_submission
+from actcli.ek100.submission import CHALLENGES, Supervision, make_submission, read_submission, write_submission
 from actcli.engine.evaluate import predict_loader
 from actcli.models.checkpoint import clip_of
 from actcli.pipeline import DataSource, ek100_dataset
@@ -114,7 +114,8 @@ def test_ek100(settings: Settings, model: torch.nn.Module, checkpoint: dict, wei
     verbs, nouns = scores[:, :HEADS[0]].numpy(), scores[:, HEADS[0]:].numpy()
     folder = run_dir_of(weights) or settings.paths.outputs / "reports"
     submission = folder / f"submission-{task}-{split}.json"
-    write_submission(make_submission(task, table["narration_id"].tolist(), verbs, nouns), submission)
+    levels = Supervision(*settings.test.sls)
+    write_submission(make_submission(task, table["narration_id"].tolist(), verbs, nouns, levels), submission)
     ui.console.print(f"{task} submission for {len(table)} segments: {submission}")
     if (table["verb_class"] < 0).any():
         return submission  # the challenge split: no labels to score against
