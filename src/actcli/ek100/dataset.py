@@ -22,6 +22,7 @@ from actcli.ek100.media import layout, read_frames_at, segment_times
 from actcli.errors import UserError
 
 HEADS = (97, 300)
+SPLIT_REQUIRED = ("narration_id", "video_id", "start_s", "stop_s", "verb_class", "noun_class")
 
 
 def check_media(root: Path, table: pd.DataFrame, skip_missing: bool) -> tuple[pd.DataFrame, list[str]]:
@@ -80,19 +81,11 @@ class Ek100Dataset(Dataset):
 
 
 def load_split(folder: Path, split: str) -> pd.DataFrame:
-    """One of actcli's EK100 split files (``train``, ``val``, ``test``, ``challenge``)."""
-    path = folder / f"{split}.csv"
-    if not path.is_file():
-        raise UserError(f"{path} not found; run `actcli annotate --dataset ek100` first")
-    try:
-        table = pd.read_csv(path, dtype={"narration_id": str, "participant_id": str, "video_id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not a readable CSV ({exc}); re-run `actcli annotate --dataset ek100`") from None
-    missing = [c for c in ("narration_id", "video_id", "start_s", "stop_s", "verb_class", "noun_class")
-               if c not in table.columns]
-    if missing:
-        raise UserError(f"{path} lacks column(s) {', '.join(missing)}; re-run `actcli annotate --dataset ek100`")
-    return table
+    """One of actcli's EK100 split files (``train``, ``val``, ``test``, ``challenge``), columns checked."""
+    from actcli.data.annotate import load_table
+
+    table = load_table(folder / f"{split}.csv", required=SPLIT_REQUIRED)
+    return table.astype({"narration_id": str, "video_id": str})
 
 
 def video_rates(outputs: Path) -> dict[str, float]:
