@@ -27,8 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,6 +36,7 @@ from actcli.data.registry import remember_root
 from actcli.data.synthetic import SyntheticSpec, generate
 from actcli.data.transforms import eval_transform
 from actcli.data.video import ClipSpec, centre_clip_start, clip_indices
+from actcli.engine.benchmark import whole_video
 from actcli.models.checkpoint import load_initial_weights
 from actcli.models.zoo import build_model, get_entry
 from actcli.report import read_report
@@ -45,13 +44,6 @@ from actcli.runs import BEST
 from actcli.settings import load_settings
 
 LR = 1e-2
-
-
-def whole_video(path: Path) -> torch.Tensor:
-    """The prototype's loader: every frame decoded, ``uint8 [T, C, H, W]``."""
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
 
 
 def reference(root: Path, table, split, classes: list[str], epochs: int, model_name: str,

@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
@@ -31,15 +30,15 @@ from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
 from actcli.data.synthetic import MOTIONS, SyntheticSpec, render_clip, write_video
 from actcli.data.torchcodec_video import unavailable_reason
 from actcli.data.video import clip_indices, clip_span, read_clip
+from actcli.engine.benchmark import whole_video
 
 FPS = 25
 
 
 def prototype(path: Path, frames: int, stride: int, rng: np.random.Generator) -> torch.Tensor:
-    with av.open(str(path)) as container:
-        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    decoded = whole_video(path)
     start = int(rng.integers(0, len(decoded) - clip_span(frames, stride) + 1))
-    return torch.from_numpy(np.stack([decoded[i] for i in clip_indices(len(decoded), frames, stride, start)]))
+    return decoded[clip_indices(len(decoded), frames, stride, start)]
 
 
 def actcli(decoder: str):

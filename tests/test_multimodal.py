@@ -13,7 +13,7 @@ from actcli.data.synthetic import SyntheticSpec, generate, render_clip, write_vi
 from actcli.data.transforms import eval_transform
 from actcli.data.video import ClipSpec
 from actcli.engine.inference import prepare_for_inference
-from actcli.models.multimodal import ModalityView, MultiModalModel, build_any, parse_modalities
+from actcli.models.multimodal import HeadsView, MultiModalModel, build_any, parse_modalities
 from actcli.report import read_report
 
 SPEC = ClipSpec(frames=4, stride=2, crop=32)
@@ -47,7 +47,7 @@ def test_fusion_models_train_and_prepare(fusion):
         prepared, steps = prepare_for_inference(model, torch.device("cpu"), "32")
         assert "conv_bn_folded" in steps and torch.allclose(prepared(inputs), expected, atol=1e-4)
         if fusion == "late":  # fused scores = mean of each head's log-probabilities
-            alone = [ModalityView(model, m)(inputs).log_softmax(1) for m in model.modalities]
+            alone = [logits.log_softmax(1) for logits in HeadsView(model)(inputs).split(5, dim=1)]
             assert torch.allclose(expected, torch.stack(alone).mean(0), atol=1e-6)
     assert build_any("r3d_tiny", SPEC, 5, 0.0, ["rgb"]).__class__.__name__ == "ActionModel"
     with pytest.raises(ValueError, match="modalities"):

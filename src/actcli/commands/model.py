@@ -31,7 +31,7 @@ from actcli.models.checkpoint import (
     model_from_checkpoint,
 )
 from actcli.models.exported import is_exported, load_exported
-from actcli.models.multimodal import ModalityView, MultiModalModel
+from actcli.models.multimodal import HeadsView, MultiModalModel
 from actcli.models.zoo import build_model
 from actcli.pipeline import (
     check_classes,
@@ -72,11 +72,11 @@ def _per_modality_top1(model: torch.nn.Module, loader, device: torch.device, bar
     if not isinstance(model, MultiModalModel) or model.fusion != "late":
         return None
     model = to_device(model, device).eval()
-    out = {}
-    for modality in model.modalities:
-        alone = predict_loader(ModalityView(model, modality), loader, device, bars, f"{modality} alone")
-        out[modality] = topk_accuracy(alone.logits, alone.labels, 1) if len(alone.labels) else 0.0
-    return out
+    heads = predict_loader(HeadsView(model), loader, device, bars, "each modality alone")
+    if len(heads.labels) == 0:
+        return dict.fromkeys(model.modalities, 0.0)
+    per_head = heads.logits.split(heads.logits.shape[1] // len(model.modalities), dim=1)
+    return {m: topk_accuracy(logits, heads.labels, 1) for m, logits in zip(model.modalities, per_head, strict=True)}
 
 
 def _precision(settings: Settings, device: torch.device, exported: bool) -> str:

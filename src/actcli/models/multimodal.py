@@ -80,15 +80,16 @@ class MultiModalModel(nn.Module):
         return self.head(torch.cat([self.encoders[m](inputs[m]) for m in self.encoders], dim=1))
 
 
-class ModalityView(nn.Module):
-    """One modality's head of a late-fusion model, as a model of its own (for per-modality metrics)."""
+class HeadsView(nn.Module):
+    """Every head of a late-fusion model side by side: logits ``[B, M * K]`` in :attr:`modalities`
+    order, so one pass over the data scores each modality alone (split with ``.split(K, dim=1)``)."""
 
-    def __init__(self, model: MultiModalModel, modality: str) -> None:
+    def __init__(self, model: MultiModalModel) -> None:
         super().__init__()
-        self.model, self.modality = model, modality
+        self.model = model
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model.heads[self.modality](self.model.encoders[self.modality](inputs[self.modality]))
+        return torch.cat(list(self.model.modality_logits(inputs).values()), dim=1)
 
 
 def parse_modalities(text: str) -> list[str]:
