@@ -85,3 +85,32 @@ def test_annotate_uses_the_official_train_file_when_present(cli, workdir):
     assert set(splits["val"]["participant_id"]) == {"P01", "P18"} and splits["val"].equals(splits["test"])
     assert (splits["challenge"]["verb_class"] == -1).all()
     assert len(pd.read_csv(folder / "labels.csv")) == 397
+
+
+def test_anticipation_on_lmdb_features_alone(cli, workdir):
+    """RULSTM's setting: anticipation from a feature stream, no frames or videos at all."""
+    import lmdb
+    import numpy as np
+
+    from actcli.data.features import lmdb_key
+
+    cli("download", "ek100-annotations", "--from", EK100)
+    cli("annotate", "--dataset", "ek100", "--task", "anticipation", "--max-segments", "3")
+    folder = workdir / "annotations" / "ek100"
+    splits = pd.concat([pd.read_csv(folder / f"{s}.csv") for s in ("train", "val", "test")])
+    env = lmdb.open(str(workdir / "rgb_lmdb"), map_size=1 << 28)
+    with env.begin(write=True) as txn:
+        for video_id, stop in splits.groupby("video_id")["stop_s"].max().items():
+            for frame in range(1, int(stop * 30) + 2):
+                txn.put(lmdb_key(video_id, frame), np.random.default_rng(frame).random(16, dtype=np.float32).tobytes())
+    env.close()
+    cli("train", "--dataset", "ek100", "--modalities", "features", "--features", workdir / "rgb_lmdb", "--epochs", "1",
+        "--experiment", "rulstm", *SMALL)
+    cli("test", "--experiment", "rulstm")
+    (run,) = (workdir / "outputs" / "runs" / "rulstm").iterdir()
+    submission = json.loads((run / "submission-anticipation-test.json").read_text())
+    assert len(submission["results"]) == len(pd.read_csv(folder / "test.csv"))
+    assert read_report(run / "report-score-test.json").metrics["segments"] > 0
+    line = cli.fails("train", "--dataset", "ek100", "--modalities", "rgb,features", "--features", workdir / "rgb_lmdb",
+                     "--epochs", "1", *SMALL)
+    assert "--root" in line  # frames or videos are needed for rgb

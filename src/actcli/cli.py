@@ -39,6 +39,8 @@ FramesOpt = Annotated[int | None, typer.Option(help="Frames per clip. (default: 
 StrideOpt = Annotated[int | None, typer.Option(help="Take every N-th frame. (default: the model's)")]
 CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. (default: the model's)")]
 WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. (default: 2)")]
+FeaturesOpt = Annotated[Path | None, typer.Option(help="Features modality: a folder of <video>.npy arrays [frames, D] (folder datasets: the video's path without suffix; EK100: the video id) or an LMDB in RULSTM's layout. test: default the path used in training. (default: none)")]
+FeaturesFpsOpt = Annotated[float | None, typer.Option(help="Feature rows (LMDB frames) per second of video. (default: 30, RULSTM's)")]
 DecoderOpt = Annotated[Literal["auto", "torchcodec", "pyav"] | None, typer.Option(help="Video decoder: torchcodec (faster; needs `apt-get install ffmpeg`), pyav, or auto = torchcodec when it works here, else pyav. (default: auto)")]
 PrecisionOpt = Annotated[Literal["auto", "32", "bf16", "16"] | None, typer.Option(help="Inference precision: 32, bf16, 16 (CUDA only), or auto = bf16 where the hardware computes it natively (CPUs with AMX or AVX512-BF16, recent GPUs), else 32. Applies to checkpoints, not exported files. (default: auto)")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. (default: auto)")]
@@ -161,8 +163,11 @@ def train(
     decoder: DecoderOpt = None,
     skip_missing: Annotated[bool | None, typer.Option("--skip-missing/--no-skip-missing", help="EK100: leave out (and count) segments whose frames or video are missing instead of stopping. (default: stop)")] = None,
     cache_clips: Annotated[bool | None, typer.Option("--cache-clips/--no-cache-clips", help="Decode and resize each video once into outputs/cache/clips (memory-mapped), so later epochs skip decoding; training clips then start on the stride grid. (default: off)")] = None,
-    modalities: Annotated[str | None, typer.Option(help="Inputs: rgb, audio or rgb,audio (audio: log-mel of the clip's sound, decoded with PyAV). (default: rgb)")] = None,
-    fusion: Annotated[Literal["late", "joint"] | None, typer.Option(help="With several modalities: late (a head each, log-probabilities averaged; per-modality accuracy reported) or joint (features concatenated into one head). (default: late)")] = None,
+    modalities: Annotated[str | None, typer.Option(help="Inputs, comma-separated: rgb, audio (log-mel of the clip's sound), motion (frame differences or optical flow; EK100: its flow_frames), features (precomputed, see --features). (default: rgb)")] = None,
+    fusion: Annotated[Literal["late", "weighted", "joint"] | None, typer.Option(help="With several modalities: late (a head each, log-probabilities averaged; per-modality accuracy reported), weighted (late fusion with learned modality weights) or joint (features concatenated into one head). (default: late)")] = None,
+    motion: Annotated[Literal["difference", "farneback"] | None, typer.Option(help="How the motion modality is computed from decoded frames: difference (grey-level change from the previous frame) or farneback (OpenCV optical flow, slower). (default: difference)")] = None,
+    features: FeaturesOpt = None,
+    features_fps: FeaturesFpsOpt = None,
     no_audio: Annotated[Literal["zeros", "skip"] | None, typer.Option(help="A video without sound: silent spectrogram (zeros) or leave it out (skip); counted either way. (default: zeros)")] = None,
     observe_range: Annotated[tuple[float, float] | None, typer.Option(help="Early prediction: train each clip on only the first r of its video, r uniform in [LOW, HIGH], e.g. 0.1 1.0. (default: whole videos)")] = None,
     cache_limit_gb: Annotated[float | None, typer.Option(help="Disk limit of the clip cache in GB; videos past it are decoded every epoch. (default: 20)")] = None,
@@ -194,7 +199,8 @@ def train(
         train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
         train__epochs=epochs, train__batch_size=batch_size, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
         data__cache_clips=cache_clips, data__cache_limit_gb=cache_limit_gb, train__observe_range=observe_range,
-        data__modalities=modalities, model__fusion=fusion, data__no_audio=no_audio, train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
+        data__modalities=modalities, model__fusion=fusion, data__no_audio=no_audio, data__motion=motion,
+        data__features=features, data__features_fps=features_fps, train__seed=seed, train__device=device, train__experiment=experiment, train__warmup=warmup,
         train__schedule=schedule, train__step_every=step_every, train__step_gamma=step_gamma,
         train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
         train__accumulate=accumulate, train__clip_grad=clip_grad, train__early_stop=early_stop,
@@ -220,6 +226,7 @@ def test(
     workers: WorkersOpt = None,
     decoder: DecoderOpt = None,
     skip_missing: Annotated[bool | None, typer.Option("--skip-missing/--no-skip-missing", help="EK100: leave out (and count) segments whose frames or video are missing instead of stopping. (default: stop)")] = None,
+    features: FeaturesOpt = None,
     device: DeviceOpt = None,
     report: ReportOpt = None,
     config: ConfigOpt = None,
@@ -230,6 +237,7 @@ def test(
     settings, sources = _settings(
         config, test__split=split, data__dataset=dataset, data__root=root,
         data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, test__precision=precision, test__observe=observe, test__sls=sls, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
+        data__features=features,
         train__device=device,
     )
     run(settings, sources, weights, experiment, report)

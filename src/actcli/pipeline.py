@@ -14,8 +14,9 @@ import torch
 
 from actcli.data.annotate import find_class_root, load_classes, load_table, with_label_ids
 from actcli.data.datasets import VideoClipDataset, check_videos_exist
+from actcli.data.features import FeatureStore
 from actcli.data.registry import dataset_info, resolve_root
-from actcli.data.transforms import eval_transform, train_transform
+from actcli.data.transforms import eval_transform, motion_transform, train_transform
 from actcli.data.video import ClipSpec, resolve_decoder
 from actcli.errors import UserError
 from actcli.models.zoo import get_entry
@@ -42,9 +43,13 @@ def annotations_dir(settings: Settings) -> Path:
 def data_source(settings: Settings) -> DataSource:
     """Resolve root (given or remembered by ``download``) and read ``labels.csv``."""
     name = dataset_info(settings.data.dataset).name
-    root = resolve_root(settings.paths.outputs, name, settings.data.root)
-    if name != "ek100":  # EK100's media root holds participants, not class folders
-        root = find_class_root(root)
+    if name == "ek100":  # a media root of participants; features alone need none (missing media: one error later)
+        try:
+            root = resolve_root(settings.paths.outputs, name, settings.data.root)
+        except UserError:
+            root = Path(".")
+    else:
+        root = find_class_root(resolve_root(settings.paths.outputs, name, settings.data.root))
     folder = annotations_dir(settings)
     classes = load_classes(folder / "labels.csv")
     return DataSource(name, root, folder, classes, resolve_decoder(settings.data.decoder))
@@ -78,31 +83,66 @@ def hflip_enabled(settings: Settings) -> bool:
     return dataset_info(settings.data.dataset).flip_safe
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """Which modalities a model reads and how each is made (``data.*`` settings of the same names)."""
+
+    modalities: tuple[str, ...] = ("rgb",)
+    no_audio: str = "zeros"
+    motion: str = "difference"
+    features: Path | None = None
+    features_fps: float = 30.0
+
+    def feature_store(self) -> FeatureStore | None:
+        """The store of the ``features`` modality (None without it); a missing --features is one error line."""
+        if "features" not in self.modalities:
+            return None
+        if self.features is None:
+            raise UserError("--modalities features needs --features PATH (a folder of .npy files or an LMDB)")
+        return FeatureStore(self.features, self.features_fps)
+
+
+def inputs_of(settings: Settings, modalities: list[str] | tuple[str, ...] | None = None) -> Inputs:
+    """:class:`Inputs` from ``data.*``; ``modalities`` (e.g. a checkpoint's) overrides ``data.modalities``."""
+    data = settings.data
+    chosen = tuple(modalities) if modalities is not None else tuple(data.modalities.split(","))
+    return Inputs(chosen, data.no_audio, data.motion, data.features, data.features_fps)
+
+
 def clip_dataset(
     source: DataSource, split: str, spec: ClipSpec, training: bool, hflip: bool = False,
-    observe: float | tuple[float, float] | None = None, modalities: tuple[str, ...] = ("rgb",),
-    no_audio: str = "zeros",
+    observe: float | tuple[float, float] | None = None, inputs: Inputs = Inputs(),
 ) -> VideoClipDataset:
     """A dataset of ``split``: random clips and augmentation when ``training``, else centred;
     ``observe`` limits each video to its first part (early prediction)."""
     transform = train_transform(spec.crop, hflip) if training else eval_transform(spec.crop)
     return VideoClipDataset(source.root, split_table(source, split), spec, transform, training, source.decoder,
-                            observe, modalities, no_audio)
+                            observe, inputs.modalities, inputs.no_audio, inputs.motion, inputs.feature_store())
 
 
-def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: ClipSpec, training: bool):
-    """An EK100 split as :class:`actcli.ek100.dataset.Ek100Dataset`; missing videos: error or skipped."""
+def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: ClipSpec, training: bool,
+                  inputs: Inputs | None = None):
+    """An EK100 split as :class:`actcli.ek100.dataset.Ek100Dataset`; missing videos: error or skipped.
+
+    ``inputs`` defaults to ``data.*``; ``audio`` is not read from EK100 here. Features alone need no media.
+    """
     from actcli.ek100.dataset import Ek100Dataset, check_media, load_split, video_rates
 
+    inputs = inputs or inputs_of(settings)
+    if "audio" in inputs.modalities:
+        raise UserError("EK100 reads rgb, motion (flow_frames) and features; drop audio from --modalities")
     table = load_split(source.annotations_dir, split)
     if "observable" in table.columns:  # anticipation: segments whose window lies before the video
         table = table[table["observable"].astype(bool)]
-    table, gone = check_media(source.root, table, settings.data.skip_missing)
+    gone: list[str] = []
+    if "rgb" in inputs.modalities or "motion" in inputs.modalities:
+        table, gone = check_media(source.root, table, settings.data.skip_missing)
     if table.empty:
         raise UserError(f"no {split} segment has media under {source.root}; check --root")
     transform = train_transform(spec.crop, hflip_enabled(settings)) if training else eval_transform(spec.crop)
     return Ek100Dataset(source.root, table, spec.frames, transform, training, video_rates(settings.paths.outputs),
-                        source.decoder, gone)
+                        source.decoder, gone, inputs.modalities, inputs.feature_store(),
+                        motion_transform(spec.crop, training))
 
 
 def check_classes(weights: Path, trained: list[str], dataset: list[str]) -> None:

@@ -55,6 +55,8 @@ class TestMetrics(_Strict):
     __test__ = False
     per_modality_top1: dict[str, float] | None = Field(
         None, description="Late fusion: top-1 of each modality's own head, beside the fused top1.")
+    fusion_weights: dict[str, float] | None = Field(
+        None, description="Late fusion: each modality's weight in the fused scores (learned with --fusion weighted).")
 
     split: str
     clips: int

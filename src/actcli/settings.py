@@ -57,8 +57,18 @@ class DataSettings(_Section):
     )
     workers: int = Field(2, ge=0, description="DataLoader worker processes.")
     modalities: str = Field(
-        "rgb", description="Inputs, comma-separated: rgb, audio (log-mel of the clip's sound), e.g. rgb,audio."
+        "rgb", description="Inputs, comma-separated: rgb, audio (log-mel of the clip's sound), motion (optical "
+        "flow or frame differences), features (precomputed per-frame features), e.g. rgb,audio."
     )
+    motion: Literal["difference", "farneback"] = Field(
+        "difference", description="How the motion modality is computed from decoded frames: difference (grey-level "
+        "change from the previous frame) or farneback (OpenCV optical flow). EK100 reads its released flow_frames."
+    )
+    features: Path | None = Field(
+        None, description="Precomputed features for the features modality: a folder of <video>.npy arrays "
+        "[frames, D] or an LMDB in RULSTM's layout (<video>_frame_<10 digits>.jpg -> float32 bytes)."
+    )
+    features_fps: float = Field(30.0, gt=0, description="Feature rows (LMDB frames) per second of video.")
     @field_validator("modalities")
     @classmethod
     def _modalities(cls, value: str) -> str:
@@ -100,9 +110,9 @@ class ModelSettings(_Section):
         "(backbone blocks up to and including <block>, by index or name)."
     )
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout before the classifier.")
-    fusion: Literal["late", "joint"] = Field(
-        "late", description="Several modalities: late (a head per modality, log-probabilities averaged) or joint "
-        "(pooled features concatenated into one head)."
+    fusion: Literal["late", "weighted", "joint"] = Field(
+        "late", description="Several modalities: late (a head per modality, log-probabilities averaged), weighted "
+        "(late fusion with learned modality weights) or joint (pooled features concatenated into one head)."
     )
 
     @field_validator("freeze")

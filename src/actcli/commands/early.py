@@ -16,7 +16,7 @@ from actcli.data.datasets import make_loader
 from actcli.data.video import ClipSpec
 from actcli.engine.evaluate import predict_loader, topk_accuracy
 from actcli.fileio import atomic_path
-from actcli.pipeline import DataSource, clip_dataset
+from actcli.pipeline import DataSource, clip_dataset, inputs_of
 from actcli.report import EarlyMetrics, make_report, write_report
 from actcli.settings import Settings, observe_ratios
 
@@ -54,8 +54,8 @@ def early_prediction(settings: Settings, model: torch.nn.Module, spec: ClipSpec,
     with ui.progress() as bars:
         task = bars.add_task("observation ratios", total=len(ratios))
         for ratio in ratios:
-            dataset = clip_dataset(source, split, spec, training=False, observe=ratio, modalities=modalities,
-                                   no_audio=settings.data.no_audio)
+            dataset = clip_dataset(source, split, spec, training=False, observe=ratio,
+                                   inputs=inputs_of(settings, modalities))
             loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
             out = predict_loader(model, loader, device, bars, f"r = {ratio:g}")
             if len(out.labels) == 0:

@@ -17,7 +17,7 @@ from actcli.ek100.splits import TaskSpec, read_task, write_ek100_splits
 from actcli.ek100.submission import CHALLENGES, Supervision, make_submission, read_submission, write_submission
 from actcli.engine.evaluate import predict_loader
 from actcli.models.checkpoint import clip_of
-from actcli.pipeline import DataSource, ek100_dataset
+from actcli.pipeline import DataSource, ek100_dataset, inputs_of
 from actcli.report import AnnotateMetrics, ScoreMetrics, make_report, write_report
 from actcli.runs import run_dir_of
 from actcli.settings import Settings
@@ -100,7 +100,8 @@ def test_ek100(settings: Settings, model: torch.nn.Module, checkpoint: dict, wei
     split = settings.test.split
     spec = clip_of(checkpoint)
     task = read_task(source.annotations_dir).task
-    dataset = ek100_dataset(settings, source, split, spec, training=False)
+    dataset = ek100_dataset(settings, source, split, spec, training=False,
+                            inputs=inputs_of(settings, checkpoint.get("modalities", ["rgb"])))
     loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
     with ui.progress() as bars:
         out = predict_loader(model, loader, device, bars, f"predicting EK100 {split}")

@@ -39,6 +39,7 @@ from actcli.pipeline import (
     clip_spec,
     clips_to_device,
     data_source,
+    inputs_of,
     resolve_device,
     split_table,
     to_device,
@@ -47,7 +48,7 @@ from actcli.report import PredictMetrics, make_report, write_report
 from actcli.runs import latest_checkpoint, run_dir_of
 from actcli.settings import Settings
 
-DATA_KEYS = ("dataset", "root", "annotations_dir")
+DATA_KEYS = ("dataset", "root", "annotations_dir", "no_audio", "motion", "features", "features_fps")
 
 
 def _load_model(weights: Path, device: torch.device, threads: int | None = None):
@@ -69,7 +70,7 @@ def _load_model(weights: Path, device: torch.device, threads: int | None = None)
 
 def _per_modality_top1(model: torch.nn.Module, loader, device: torch.device, bars) -> dict[str, float] | None:
     """Top-1 of each modality's own head of a late-fusion model (None for other models)."""
-    if not isinstance(model, MultiModalModel) or model.fusion != "late":
+    if not isinstance(model, MultiModalModel) or model.fusion == "joint":
         return None
     model = to_device(model, device).eval()
     heads = predict_loader(HeadsView(model), loader, device, bars, "each modality alone")
@@ -146,8 +147,7 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     if modalities != ("rgb",):
         if settings.test.views != "1x1":
             raise UserError(f"a {'+'.join(modalities)} model is tested on one centred clip per video: drop --views")
-        dataset = clip_dataset(source, split, spec, training=False, modalities=modalities,
-                               no_audio=settings.data.no_audio)
+        dataset = clip_dataset(source, split, spec, training=False, inputs=inputs_of(settings, modalities))
     else:
         dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder)
     device = resolve_device(settings.train.device)
@@ -165,6 +165,7 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
         raise UserError(f"no readable video in the {split} split; check the files under {source.root}")
     metrics, cm = classification_metrics(predictions, source.classes, split)
     metrics.per_modality_top1 = per_modality
+    metrics.fusion_weights = original.fusion_weights() if isinstance(original, MultiModalModel) else None
     report_path = _report_path(settings, weights, report_file, f"report-test-{split}.json")
     csv_path = report_path.parent / f"confusion-{split}.csv"
     png_path = report_path.parent / f"confusion-{split}.png"
@@ -177,6 +178,7 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     write_report(report, report_path)
     summary = [["views per video", settings.test.views], ["precision", precision],
                *[[f"top-1 {m} alone", f"{a:.3f}"] for m, a in (per_modality or {}).items()],
+               *[[f"fusion weight {m}", f"{w:.3f}"] for m, w in (metrics.fusion_weights or {}).items()],
                ["top-1 video (clip)", f"{metrics.top1:.3f} ({metrics.clip_top1:.3f})"],
                ["top-5 video (clip)", f"{metrics.top5:.3f} ({metrics.clip_top5:.3f})"],
                ["mean class accuracy", f"{metrics.mean_class_accuracy:.3f}"],

@@ -31,6 +31,7 @@ from actcli.pipeline import (
     data_source,
     ek100_dataset,
     hflip_enabled,
+    inputs_of,
     resolve_device,
     to_device,
 )
@@ -90,25 +91,25 @@ def train(settings: Settings, resume: str | None = None) -> Path:
                         "their segments are left out")
     else:
         observe = settings.train.observe_range
-        modalities = tuple(settings.data.modalities.split(","))
+        inputs = inputs_of(settings)
         cached = settings.data.cache_clips or settings.model.freeze == "backbone" and not augment
-        if cached and (observe or modalities != ("rgb",)):
+        if cached and (observe or inputs.modalities != ("rgb",)):
             raise UserError("--observe-range and --modalities beyond rgb read new inputs every epoch: "
                             "drop --cache-clips / --no-augment")
         train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings),
-                                 observe=observe, modalities=modalities, no_audio=settings.data.no_audio)
-        val_set = clip_dataset(source, "val", spec, training=False, modalities=modalities,
-                               no_audio=settings.data.no_audio)
+                                 observe=observe, inputs=inputs)
+        val_set = clip_dataset(source, "val", spec, training=False, inputs=inputs)
         for name, dataset in (("train", train_set), ("val", val_set)):
             if dataset.silent_videos:
                 ui.warn(f"{len(dataset.silent_videos)} {name} video(s) have no sound (first: "
                         f"{dataset.silent_videos[0]}): " + ("left out" if settings.data.no_audio == "skip"
                                                              else "silent spectrograms"))
-    modalities_list = settings.data.modalities.split(",") if source.dataset != "ek100" else ["rgb"]
+    modalities_list = settings.data.modalities.split(",")
     if modalities_list != ["rgb"] and settings.model.freeze not in ("none", "bn"):
         raise UserError(f"--freeze {settings.model.freeze} applies to single-modality models; use none or bn")
+    feature_dim = train_set.feature_dim() if "features" in modalities_list else None
     model = build_any(settings.model.name, spec, len(source.classes), settings.model.dropout, modalities_list,
-                      settings.model.fusion)
+                      settings.model.fusion, feature_dim)
     loaded = "random initialisation"
     if settings.model.weights and resumed is None:
         loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes)
@@ -148,7 +149,8 @@ def train(settings: Settings, resume: str | None = None) -> Path:
             weights = {**model.state_dict(), **{f"head.{k}": v for k, v in weights.items()}}
         save_checkpoint(run_dir / "checkpoints" / f"{kind}.pt", weights, model_name=settings.model.name,
                         clip=spec, classes=source.classes, settings=config,
-                        heads=list(heads), modalities=modalities_list, fusion=settings.model.fusion, **extras)
+                        heads=list(heads), modalities=modalities_list, fusion=settings.model.fusion,
+                        feature_dim=feature_dim, **extras)
 
     # purge_step drops curve points a killed run logged after its last checkpoint.
     writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.state.step + 1 if resumed else None)

@@ -21,6 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from actcli.data.audio import N_MELS, NoAudio, has_audio, log_mel, read_audio
 from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache
+from actcli.data.features import FeatureStore
+from actcli.data.motion import clip_motion, with_previous
 from actcli.data.transforms import VideoTransform, spatial_views_transform
 from actcli.data.video import (
     ClipSpec,
@@ -47,6 +49,11 @@ def check_videos_exist(root: Path, table: pd.DataFrame, source: Path) -> None:
         )
 
 
+def feature_key(relative_path: str) -> str:
+    """Where a video's features are stored: its path relative to the root, without the suffix."""
+    return Path(relative_path).with_suffix("").as_posix()
+
+
 class VideoClipDataset(Dataset):
     """One clip per video: random position in training, centred for evaluation.
 
@@ -59,10 +66,15 @@ class VideoClipDataset(Dataset):
         decoder: ``pyav`` or ``torchcodec`` (see :func:`actcli.data.video.read_clip`).
         observe: early prediction: only the first ``r`` of each video is visible, ``r`` fixed
             (a float) or drawn uniformly per sample from ``(low, high)``; None: the whole video.
-        modalities: ``["rgb"]`` (samples hold a tensor) or e.g. ``["rgb", "audio"]`` (samples hold
-            ``{"rgb": [C, T, H, W], "audio": [1, 64, 128]}``, the log-mel of the clip's time span).
+        modalities: ``["rgb"]`` (samples hold a tensor) or several of ``rgb``, ``audio``, ``motion``,
+            ``features`` (samples hold a dict: ``"rgb": [C, T, H, W]``; ``"audio": [1, 64, 128]``, the
+            log-mel of the clip's time span; ``"motion": [2, T, H, W]``, see :mod:`actcli.data.motion`;
+            ``"features": [T, D]``, see :mod:`actcli.data.features`).
         no_audio: a video without sound gets a silent spectrogram (``zeros``) or is left out
             (``skip``); either way :attr:`silent_videos` lists them.
+        motion: ``difference`` or ``farneback``, how motion is computed from the decoded frames.
+        features: where precomputed features are read (required with ``features``); a video's
+            key is its path relative to ``root`` without the suffix.
 
     Set ``clip_cache`` to read videos present in a filled :class:`ClipCache` from it instead
     of decoding them (see :mod:`actcli.data.clip_cache` for what changes).
@@ -79,7 +91,12 @@ class VideoClipDataset(Dataset):
         observe: float | tuple[float, float] | None = None,
         modalities: Sequence[str] = ("rgb",),
         no_audio: str = "zeros",
+        motion: str = "difference",
+        features: FeatureStore | None = None,
     ) -> None:
+        if "features" in modalities and features is None:
+            raise UserError("--modalities features needs --features PATH (a folder of .npy files or an LMDB)")
+        self.motion, self.features = motion, features
         self.root = root
         self.paths = table["path"].tolist()
         self.labels = table["label_id"].astype(int).tolist()
@@ -101,6 +118,13 @@ class VideoClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def feature_dim(self) -> int:
+        """D of the ``features`` modality, read from the first video's features."""
+        try:
+            return self.features.dimension(feature_key(self.paths[0]))
+        except DecodeError as exc:
+            raise UserError(f"cannot read features: {exc}; check --features") from None
 
     def visible_frames(self, total: int) -> int:
         """How many of a video's ``total`` frames may be read: all, or the first ``r`` (at least 1)."""
@@ -138,9 +162,11 @@ class VideoClipDataset(Dataset):
         start = int(torch.randint(0, slack + 1, ()).item()) if slack > 0 else 0
         return torch.from_numpy(np.ascontiguousarray(stored[clip_indices(len(stored), self.spec.frames, 1, start)]))
 
-    def _modalities_sample(self, path: Path) -> dict[str, torch.Tensor]:
-        """``{"rgb": ..., "audio": ...}`` for the chosen clip; DecodeError if the video is unreadable."""
+    def _modalities_sample(self, index: int) -> dict[str, torch.Tensor]:
+        """One input per modality for the chosen clip; DecodeError if the video or its features are unreadable."""
+        path, chosen = self.root / self.paths[index], self.modalities
         span: list[float] = []
+        times: list[float] = []
 
         def choose(info: VideoInfo) -> list[int]:
             indices = self.choose_indices(info)
@@ -148,27 +174,35 @@ class VideoClipDataset(Dataset):
             # Never past the clip's last frame + 1: with --observe the sound stops where the picture does.
             end = min(indices[0] + clip_span(self.spec.frames, self.spec.stride), max(indices) + 1)
             span[:] = [indices[0] / fps, end / fps]
-            return indices
+            times[:] = [i / fps for i in indices]
+            return with_previous(indices) if "motion" in chosen else indices
 
         inputs: dict[str, torch.Tensor] = {}
-        if "rgb" in self.modalities:
+        if "rgb" in chosen or "motion" in chosen:
             frames, _ = read_clip(path, choose, self.decoder)
-            inputs["rgb"] = self.transform(frames)
+            clip = self.transform(frames)  # motion: pairs (previous, current), one random crop for all
+            if "motion" in chosen:
+                inputs["motion"] = clip_motion(clip, self.motion)
+                clip = clip[:, 1::2]
+            if "rgb" in chosen:
+                inputs["rgb"] = clip
         else:
             choose(probe(path))
-        if "audio" in self.modalities:
+        if "audio" in chosen:
             try:
                 spectrogram = log_mel(read_audio(path, *span))
             except NoAudio:
                 spectrogram = torch.zeros(1, N_MELS, AUDIO_FRAMES)
             inputs["audio"] = F.interpolate(spectrogram[None], size=(N_MELS, AUDIO_FRAMES), mode="bilinear")[0]
-        return inputs
+        if "features" in chosen:
+            inputs["features"] = self.features.read(feature_key(self.paths[index]), times)
+        return {m: inputs[m] for m in chosen}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.root / self.paths[index]
         if self.modalities != ["rgb"]:
             try:
-                inputs = self._modalities_sample(path)
+                inputs = self._modalities_sample(index)
             except DecodeError:
                 return {"skipped": str(path)}
             return {"clip": inputs, "label": self.labels[index], "index": index}

@@ -73,3 +73,15 @@ def spatial_views_transform(crop: int, views: int) -> Callable[[torch.Tensor], t
         return torch.stack([finish(c) for c in crops])
 
     return apply
+
+
+def motion_transform(crop: int, training: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Motion ``float [2, T, H, W]`` -> ``float [2, T, crop, crop]``: short side resized to ``crop``,
+    then a random (training) or centre square crop. No flip: a mirrored flow would need ``u`` negated."""
+    steps = v2.Compose([v2.Resize(crop, antialias=True), v2.RandomCrop(crop) if training else v2.CenterCrop(crop)])
+
+    def apply(motion: torch.Tensor) -> torch.Tensor:
+        out = steps(tv_tensors.Video(motion.permute(1, 0, 2, 3)))
+        return out.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
+
+    return apply

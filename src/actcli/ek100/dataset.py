@@ -5,6 +5,11 @@ A sample is ``{"clip": float [C, T, H, W], "label": [verb, noun], "index": int,
 video (0-based), kept so tests can prove what was read. Times split ``[start_s, stop_s)``
 (the segment, or the anticipation window) into ``T`` equal parts: the middle of each in
 evaluation, one random offset shared by the parts in training.
+
+With several modalities ``clip`` is a dict: ``"rgb"`` as above, ``"motion": float [2, T, H, W]``
+from the released flow frames (``flow_indices`` lists the flow frames read), ``"features":
+float [T, D]`` from a :class:`actcli.data.features.FeatureStore` keyed by video id. All read
+at the same times, so none looks past the window.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from actcli.data.features import FeatureStore
+from actcli.data.motion import flow_from_jpeg
 from actcli.data.transforms import VideoTransform
 from actcli.data.video import DecodeError
-from actcli.ek100.media import layout, read_frames_at, segment_times
+from actcli.ek100.media import layout, read_flow_at, read_frames_at, segment_times
 from actcli.errors import UserError
 
 HEADS = (97, 300)
@@ -53,13 +60,19 @@ class Ek100Dataset(Dataset):
         frames: frames per clip. transform: ``uint8 [T, C, H, W]`` -> ``float [C, T, H, W]``.
         video_fps: original videos' rates by video id (from ``EPIC_100_video_info.csv``).
         missing_videos: videos whose segments were left out because their media is missing.
+        modalities: among ``rgb``, ``motion`` (released flow frames, cropped by ``flow_transform``),
+            ``features`` (read from ``features``).
     """
 
     def __init__(self, root: Path, table: pd.DataFrame, frames: int, transform: VideoTransform, training: bool,
-                 video_fps: dict[str, float], decoder: str = "pyav", missing_videos: list[str] | None = None) -> None:
+                 video_fps: dict[str, float], decoder: str = "pyav", missing_videos: list[str] | None = None,
+                 modalities: tuple[str, ...] = ("rgb",), features: FeatureStore | None = None,
+                 flow_transform: VideoTransform | None = None) -> None:
         self.root, self.table, self.frames = root, table.reset_index(drop=True), frames
         self.transform, self.training, self.video_fps, self.decoder = transform, training, video_fps, decoder
         self.missing_videos = missing_videos or []  # left out by check_media, for reports
+        self.modalities, self.features = tuple(modalities), features
+        self.flow_transform = flow_transform  # motion: float [2, T, H, W] -> cropped (transforms.motion_transform)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -69,15 +82,32 @@ class Ek100Dataset(Dataset):
         offset = float(torch.rand(()).item()) if self.training else 0.5
         return segment_times(float(row["start_s"]), float(row["stop_s"]), self.frames, offset)
 
+    def feature_dim(self) -> int:
+        """D of the ``features`` modality, read from the first segment's video."""
+        try:
+            return self.features.dimension(str(self.table["video_id"].iloc[0]))
+        except DecodeError as exc:
+            raise UserError(f"cannot read features: {exc}; check --features") from None
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.table.iloc[index]
+        video_id, times = row["video_id"], self.times(index)
+        sample: dict[str, Any] = {"label": [int(row["verb_class"]), int(row["noun_class"])], "index": index}
+        inputs: dict[str, torch.Tensor] = {}
         try:
-            frames, read = read_frames_at(self.root, row["video_id"], self.times(index),
-                                          self.video_fps.get(row["video_id"]), self.decoder)
+            if "rgb" in self.modalities:
+                frames, sample["frame_indices"] = read_frames_at(self.root, video_id, times,
+                                                                 self.video_fps.get(video_id), self.decoder)
+                inputs["rgb"] = self.transform(frames)
+            if "motion" in self.modalities:
+                flow, sample["flow_indices"] = read_flow_at(self.root, video_id, times)
+                inputs["motion"] = self.flow_transform(flow_from_jpeg(flow[:, 0], flow[:, 1]))
+            if "features" in self.modalities:
+                inputs["features"] = self.features.read(video_id, times)
         except DecodeError as exc:
             return {"skipped": f"{row['narration_id']}: {exc}"}
-        return {"clip": self.transform(frames), "label": [int(row["verb_class"]), int(row["noun_class"])],
-                "index": index, "frame_indices": read}
+        sample["clip"] = inputs["rgb"] if self.modalities == ("rgb",) else inputs
+        return sample
 
 
 def load_split(folder: Path, split: str) -> pd.DataFrame:

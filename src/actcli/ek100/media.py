@@ -5,6 +5,12 @@
 * **videos**: ``<root>/<P01>/videos/<P01_01>.MP4``, indexed at the file's own frame rate (the
   native rate listed in ``EPIC_100_video_info.csv`` for the released videos).
 
+Optical flow (the ``motion`` modality) comes from the released ``flow_frames``:
+``<root>/<P01>/flow_frames/<P01_01>/{u,v}/frame_0000000001.jpg``, TV-L1 flow at half the RGB
+rate, flow frame ``k`` (0-based) computed from RGB frames ``2k`` and ``2k + 1``. A time ``t``
+reads flow frame ``floor((t * fps - 1) / 2)``, the newest whose second RGB frame starts at or
+before ``t``, so flow never looks past ``t`` either.
+
 A time ``t`` (seconds) maps to the frame shown at ``t``: index ``floor(t * fps)`` (0-based;
 frame file ``index + 1``). A frame covers ``[index / fps, (index + 1) / fps)``, so a time
 before ``t_end`` never maps to a frame that starts at or after ``t_end``.
@@ -92,3 +98,35 @@ def read_frames_at(root: Path, video_id: str, times: Sequence[float], video_fps:
 
     frames, _ = read_clip(path, choose, decoder)
     return frames, requested
+
+
+def flow_path(root: Path, video_id: str, channel: str, index: int) -> Path:
+    """The released ``u`` or ``v`` flow JPEG of 0-based flow frame ``index`` (files are 1-indexed)."""
+    participant = video_id.split("_")[0]
+    return root / participant / "flow_frames" / video_id / channel / f"frame_{index + 1:010d}.jpg"
+
+
+def time_to_flow_index(t: float, fps: float) -> int:
+    """The 0-based flow frame read at time ``t``: ``floor((t * fps - 1) / 2)``, never negative (module docstring)."""
+    return max(0, int(math.floor((t * fps - 1) / 2)))
+
+
+def read_flow_at(root: Path, video_id: str, times: Sequence[float]) -> tuple[torch.Tensor, list[int]]:
+    """Released flow of ``video_id`` at ``times``: ``uint8 [T, 2, H, W]`` (``u``, ``v``) and the flow indices read.
+
+    Raises DecodeError naming the first missing or unreadable JPEG.
+    """
+    indices = [time_to_flow_index(t, frames_fps(video_id)) for t in times]
+    pairs = []
+    for index in indices:
+        planes = []
+        for channel in ("u", "v"):
+            path = flow_path(root, video_id, channel, index)
+            if not path.is_file():
+                raise DecodeError(f"flow frame {path} is missing")
+            try:
+                planes.append(decode_jpeg(read_file(str(path)), mode=ImageReadMode.GRAY)[0])
+            except RuntimeError as exc:
+                raise DecodeError(f"cannot decode {path}: {exc}") from None
+        pairs.append(torch.stack(planes))
+    return torch.stack(pairs), indices

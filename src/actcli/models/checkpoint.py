@@ -91,7 +91,7 @@ def model_from_checkpoint(path: Path, dropout: float = 0.5) -> tuple[ActionModel
     from actcli.models.multimodal import build_any
 
     model = build_any(data["model"], clip_of(data), len(data["classes"]), dropout,
-                      list(data.get("modalities", ["rgb"])), data.get("fusion", "late"))
+                      list(data.get("modalities", ["rgb"])), data.get("fusion", "late"), data.get("feature_dim"))
     _load_state(model, data["state_dict"], path)
     return model, data
 

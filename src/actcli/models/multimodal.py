@@ -1,12 +1,16 @@
-"""Models over several modalities (``rgb``, ``audio``) and how they are fused.
+"""Models over several modalities (``rgb``, ``audio``, ``motion``, ``features``) and how they are fused.
 
-Inputs are a dict: ``{"rgb": float [B, C, T, H, W], "audio": float [B, 1, M, F]}`` (log-mel,
-see :mod:`actcli.data.audio`). Each modality has an encoder to pooled features ``[B, D_m]``:
-a zoo backbone for ``rgb``, :class:`AudioEncoder` for ``audio``. Fusion:
+Inputs are a dict: ``{"rgb": float [B, 3, T, H, W], "audio": float [B, 1, M, F], "motion": float
+[B, 2, T, H, W], "features": float [B, T, D]}`` (see :mod:`actcli.data.audio`,
+:mod:`actcli.data.motion`, :mod:`actcli.data.features`). Each modality has an encoder to pooled
+features ``[B, D_m]``: a zoo backbone for ``rgb``, the same backbone with a two-channel stem
+for ``motion``, :class:`AudioEncoder` for ``audio``, :class:`FeatureEncoder` for ``features``. Fusion:
 
 * ``late``: one linear head per modality; the fused scores are the average of the heads'
   log-softmax, and :meth:`MultiModalModel.modality_logits` gives each head on its own, so
   reports can show per-modality and fused accuracy side by side;
+* ``weighted``: late fusion with learned weights, ``softmax(w)`` over modalities (equal at the
+  start), trained with the rest; :meth:`MultiModalModel.fusion_weights` reads them;
 * ``joint``: the pooled features are concatenated into one head (mid-level fusion).
 
 A model of ``rgb`` alone stays the plain :class:`actcli.models.zoo.ActionModel`.
@@ -20,8 +24,9 @@ from torch import nn
 from actcli.data.video import ClipSpec
 from actcli.models.zoo import build_model, get_entry, strip_classifier
 
-MODALITIES = ("rgb", "audio")
-FUSIONS = ("late", "joint")
+MODALITIES = ("rgb", "audio", "motion", "features")
+FUSIONS = ("late", "weighted", "joint")
+LATE_FUSIONS = ("late", "weighted")
 
 
 class AudioEncoder(nn.Module):
@@ -47,6 +52,42 @@ class AudioEncoder(nn.Module):
         return self.net(spectrogram)
 
 
+class FeatureEncoder(nn.Module):
+    """Per-frame features ``[B, T, D]`` -> ``[B, 256]``: a linear projection, then a GRU whose last
+    state summarises the sequence in time order (RULSTM's rolling LSTM, reduced to one layer)."""
+
+    feature_dim = 256
+
+    def __init__(self, input_dim: int) -> None:
+        super().__init__()
+        self.project = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, self.feature_dim), nn.ReLU())
+        self.gru = nn.GRU(self.feature_dim, self.feature_dim, batch_first=True)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        _, last = self.gru(self.project(features.float()))
+        return last[-1]
+
+
+def adapt_input_channels(network: nn.Module, channels: int) -> nn.Module:
+    """Give every RGB stem convolution (``Conv3d`` with 3 input channels) ``channels`` inputs, in place.
+
+    The new weights are the RGB weights averaged over colour and repeated (TSN's cross-modality
+    initialisation), so Kinetics weights loaded afterwards into the RGB layout do not fit, but a
+    trained motion stream reloads exactly.
+    """
+    for parent in list(network.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Conv3d) and child.in_channels == 3:
+                conv = nn.Conv3d(channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                                 child.dilation, child.groups, child.bias is not None)
+                with torch.no_grad():
+                    conv.weight.copy_(child.weight.mean(dim=1, keepdim=True).expand_as(conv.weight))
+                    if child.bias is not None:
+                        conv.bias.copy_(child.bias)
+                setattr(parent, name, conv)
+    return network
+
+
 class MultiModalModel(nn.Module):
     """Encoders per modality plus late or joint fusion (module docstring)."""
 
@@ -58,9 +99,11 @@ class MultiModalModel(nn.Module):
         self.fusion = fusion
         self.encoders = nn.ModuleDict({m: enc for m, (enc, _) in encoders.items()})
         dims = {m: d for m, (_, d) in encoders.items()}
-        if fusion == "late":
+        if fusion in LATE_FUSIONS:
             self.heads = nn.ModuleDict({m: nn.Sequential(nn.Dropout(dropout), nn.Linear(d, num_classes))
                                         for m, d in dims.items()})
+            if fusion == "weighted":
+                self.fusion_logits = nn.Parameter(torch.zeros(len(dims)))
         else:
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(sum(dims.values()), num_classes))
         self.keep_eval: list[nn.Module] = []
@@ -73,10 +116,21 @@ class MultiModalModel(nn.Module):
         """Each modality's own logits ``[B, K]`` (late fusion only)."""
         return {m: self.heads[m](self.encoders[m](inputs[m])) for m in self.encoders}
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def fusion_weights(self) -> dict[str, float] | None:
+        """Each modality's weight in the fused scores (late fusions; None for joint)."""
+        if self.fusion == "joint":
+            return None
         if self.fusion == "late":
-            scores = [logits.float().log_softmax(dim=1) for logits in self.modality_logits(inputs).values()]
-            return torch.stack(scores).mean(dim=0)
+            return dict.fromkeys(self.modalities, 1.0 / len(self.modalities))
+        return dict(zip(self.modalities, self.fusion_logits.detach().softmax(0).tolist(), strict=True))
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.fusion in LATE_FUSIONS:
+            scores = torch.stack([logits.float().log_softmax(dim=1)
+                                  for logits in self.modality_logits(inputs).values()])  # [M, B, K]
+            if self.fusion == "late":
+                return scores.mean(dim=0)
+            return (self.fusion_logits.float().softmax(0)[:, None, None] * scores).sum(dim=0)
         return self.head(torch.cat([self.encoders[m](inputs[m]) for m in self.encoders], dim=1))
 
 
@@ -102,8 +156,9 @@ def parse_modalities(text: str) -> list[str]:
 
 
 def build_any(name: str, spec: ClipSpec, num_classes: int, dropout: float, modalities: list[str],
-              fusion: str = "late") -> nn.Module:
-    """:func:`build_model` for ``rgb`` alone, else a :class:`MultiModalModel` (rgb encoder: zoo model ``name``)."""
+              fusion: str = "late", feature_dim: int | None = None) -> nn.Module:
+    """:func:`build_model` for ``rgb`` alone, else a :class:`MultiModalModel` (rgb and motion
+    encoders: zoo model ``name``); ``feature_dim`` is D of the ``features`` modality."""
     if modalities == ["rgb"]:
         return build_model(name, spec, num_classes, dropout)
     encoders: dict[str, tuple[nn.Module, int]] = {}
@@ -111,5 +166,12 @@ def build_any(name: str, spec: ClipSpec, num_classes: int, dropout: float, modal
         encoders["rgb"] = strip_classifier(get_entry(name).build(spec))
     if "audio" in modalities:
         encoders["audio"] = (AudioEncoder(), AudioEncoder.feature_dim)
+    if "motion" in modalities:
+        network, dim = strip_classifier(get_entry(name).build(spec))
+        encoders["motion"] = (adapt_input_channels(network, 2), dim)
+    if "features" in modalities:
+        if not feature_dim:
+            raise ValueError("the features modality needs feature_dim")
+        encoders["features"] = (FeatureEncoder(feature_dim), FeatureEncoder.feature_dim)
     return MultiModalModel(encoders, num_classes, dropout, fusion)
 
