@@ -39,6 +39,7 @@ FramesOpt = Annotated[int | None, typer.Option(help="Frames per clip. (default: 
 StrideOpt = Annotated[int | None, typer.Option(help="Take every N-th frame. (default: the model's)")]
 CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. (default: the model's)")]
 WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. (default: 2)")]
+NprocOpt = Annotated[int | None, typer.Option(min=1, help="Run as N processes on this machine with torchrun (DistributedDataParallel: gloo on CPU, NCCL on GPUs; --batch-size is per process). For several machines call torchrun yourself (docs/distributed.md). (default: 1)")]
 FeaturesOpt = Annotated[Path | None, typer.Option(help="Features modality: a folder of <video>.npy arrays [frames, D] (folder datasets: the video's path without suffix; EK100: the video id) or an LMDB in RULSTM's layout. test: default the path used in training. (default: none)")]
 FeaturesFpsOpt = Annotated[float | None, typer.Option(help="Feature rows (LMDB frames) per second of video. (default: 30, RULSTM's)")]
 DecoderOpt = Annotated[Literal["auto", "torchcodec", "pyav"] | None, typer.Option(help="Video decoder: torchcodec (faster; needs `apt-get install ffmpeg`), pyav, or auto = torchcodec when it works here, else pyav. (default: auto)")]
@@ -52,6 +53,18 @@ ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write
 def _settings(config: Path | None, **flat: Any) -> tuple[Settings, dict[str, str]]:
     """Settings from defaults < config < env < these CLI values (``section__field`` keys)."""
     return load_settings(config, {k.replace("__", "."): v for k, v in flat.items()})
+
+
+def _launch(command: str, settings: Any, sources: dict[str, str], nproc: int | None, args: list[str]) -> bool:
+    """Hand the command to torchrun when ``--nproc`` > 1 (and this is not already a torchrun process)."""
+    from actcli.engine.distributed import launched_by_torchrun
+
+    if not nproc or nproc == 1 or launched_by_torchrun():
+        return False
+    from actcli.commands.launch import launch
+
+    launch(command, settings, sources, nproc, args)
+    return True
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -187,12 +200,14 @@ def train(
     device: DeviceOpt = None,
     experiment: ExperimentOpt = None,
     resume: Annotated[str | None, typer.Option(help="Continue an interrupted run: 'auto' (newest run of --experiment) or a last.pt / run folder. Its saved settings are used.")] = None,
+    nproc: NprocOpt = None,
+    sync_bn: Annotated[bool | None, typer.Option("--sync-bn/--no-sync-bn", help="With several processes: BatchNorm statistics over the global batch (SyncBatchNorm). (default: off)")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Train on the train split, validate every epoch, keep best.pt and last.pt."""
     from actcli.commands.train import train as run
 
-    settings, _ = _settings(
+    settings, sources = _settings(
         config, data__dataset=dataset, data__root=root, data__annotations_dir=annotations,
         model__name=model, model__weights=weights, model__freeze=freeze, model__dropout=dropout,
         data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip, data__augment=augment,
@@ -204,8 +219,10 @@ def train(
         train__schedule=schedule, train__step_every=step_every, train__step_gamma=step_gamma,
         train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
         train__accumulate=accumulate, train__clip_grad=clip_grad, train__early_stop=early_stop,
-        train__monitor=monitor, train__ema=ema,
+        train__monitor=monitor, train__ema=ema, train__sync_bn=sync_bn,
     )
+    if _launch("train", settings, sources, nproc, ["--resume", resume] if resume else []):
+        return
     run(settings, resume)
 
 
@@ -227,6 +244,7 @@ def test(
     decoder: DecoderOpt = None,
     skip_missing: Annotated[bool | None, typer.Option("--skip-missing/--no-skip-missing", help="EK100: leave out (and count) segments whose frames or video are missing instead of stopping. (default: stop)")] = None,
     features: FeaturesOpt = None,
+    nproc: NprocOpt = None,
     device: DeviceOpt = None,
     report: ReportOpt = None,
     config: ConfigOpt = None,
@@ -240,6 +258,10 @@ def test(
         data__features=features,
         train__device=device,
     )
+    passed = [*(["--weights", str(weights)] if weights else []), *(["--experiment", experiment] if experiment else []),
+              *(["--report", str(report)] if report else [])]
+    if _launch("test", settings, sources, nproc, passed):
+        return
     run(settings, sources, weights, experiment, report)
 
 

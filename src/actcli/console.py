@@ -17,6 +17,11 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def silence() -> None:
+    """Print nothing from this process (torchrun ranks other than 0; rank 0 speaks for all)."""
+    console.quiet = errors.quiet = True
+
+
 def progress() -> Progress:
     """A progress display with bar, count, elapsed time and ETA."""
     return Progress(

@@ -128,7 +128,8 @@ class TrainSettings(_Section):
 
     experiment: str = Field("default", description="Run folder name under outputs/runs/.")
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, description="Clips per batch and process (global batch: x processes).")
+    sync_bn: bool = Field(False, description="Under torchrun: BatchNorm statistics over the global batch.")
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(5e-5, ge=0)

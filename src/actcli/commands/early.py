@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from actcli import console as ui
-from actcli.data.datasets import make_loader
 from actcli.data.video import ClipSpec
-from actcli.engine.evaluate import predict_loader, topk_accuracy
+from actcli.engine.distributed import is_main, predict_dataset
+from actcli.engine.evaluate import topk_accuracy
 from actcli.fileio import atomic_path
 from actcli.pipeline import DataSource, clip_dataset, inputs_of
 from actcli.report import EarlyMetrics, make_report, write_report
@@ -56,8 +56,8 @@ def early_prediction(settings: Settings, model: torch.nn.Module, spec: ClipSpec,
         for ratio in ratios:
             dataset = clip_dataset(source, split, spec, training=False, observe=ratio,
                                    inputs=inputs_of(settings, modalities))
-            loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
-            out = predict_loader(model, loader, device, bars, f"r = {ratio:g}")
+            out = predict_dataset(model, dataset, settings.test.batch_size, settings.data.workers, device, bars,
+                                  f"r = {ratio:g}")
             if len(out.labels) == 0:
                 ui.warn(f"no readable video at r = {ratio:g}")
             top1.append(topk_accuracy(out.logits, out.labels, 1) if len(out.labels) else 0.0)
@@ -66,6 +66,8 @@ def early_prediction(settings: Settings, model: torch.nn.Module, spec: ClipSpec,
             bars.advance(task)
     metrics = EarlyMetrics(split=split, ratios=ratios, top1=top1, top5=top5, clips=clips, skipped_clips=skipped)
     png = report_path.parent / f"early-{split}.png"
+    if not is_main():
+        return report_path  # rank 0 writes
     plot_curve(metrics, png, title)
     report = write_report(make_report("early", device, config, metrics, {"curve_png": png}), report_path)
     rows = [[f"{r:g}", f"{a:.3f}", f"{b:.3f}"] for r, a, b in zip(ratios, top1, top5, strict=True)]

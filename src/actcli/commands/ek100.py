@@ -8,14 +8,13 @@ from pathlib import Path
 import torch
 
 from actcli import console as ui
-from actcli.data.datasets import make_loader
 from actcli.data.registry import resolve_root
 from actcli.ek100.annotations import FILES, Subsets, load_id_set, load_segments, load_subsets
 from actcli.ek100.dataset import HEADS, load_split
 from actcli.ek100.metrics import GroundTruth, Rankings, anticipation_metrics, recognition_metrics
 from actcli.ek100.splits import TaskSpec, read_task, write_ek100_splits
 from actcli.ek100.submission import CHALLENGES, Supervision, make_submission, read_submission, write_submission
-from actcli.engine.evaluate import predict_loader
+from actcli.engine.distributed import is_main, predict_dataset
 from actcli.models.checkpoint import clip_of
 from actcli.pipeline import DataSource, ek100_dataset, inputs_of
 from actcli.report import AnnotateMetrics, ScoreMetrics, make_report, write_report
@@ -102,9 +101,11 @@ def test_ek100(settings: Settings, model: torch.nn.Module, checkpoint: dict, wei
     task = read_task(source.annotations_dir).task
     dataset = ek100_dataset(settings, source, split, spec, training=False,
                             inputs=inputs_of(settings, checkpoint.get("modalities", ["rgb"])))
-    loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False)
     with ui.progress() as bars:
-        out = predict_loader(model, loader, device, bars, f"predicting EK100 {split}")
+        out = predict_dataset(model, dataset, settings.test.batch_size, settings.data.workers, device, bars,
+                              f"predicting EK100 {split}")
+    if not is_main():
+        return Path()  # rank 0 writes the submission
     table = load_split(source.annotations_dir, split)
     scores = torch.zeros(len(table), sum(HEADS))
     position = {n: i for i, n in enumerate(table["narration_id"])}

@@ -11,16 +11,16 @@ import torch
 import torch.nn.functional as F
 
 from actcli import console as ui
-from actcli.data.datasets import MultiViewDataset, make_loader
+from actcli.data.datasets import MultiViewDataset
 from actcli.data.synthetic import SyntheticSpec, clip_name, render_clip, write_video
 from actcli.data.transforms import eval_transform
 from actcli.data.video import centre_clip_start, clip_indices, read_clip, require_readable, resolve_decoder
+from actcli.engine import distributed
 from actcli.engine.benchmark import benchmark as run_benchmark
 from actcli.engine.benchmark import eager_copy
 from actcli.engine.evaluate import (
     classification_metrics,
     plot_confusion,
-    predict_loader,
     topk_accuracy,
     write_confusion_csv,
 )
@@ -68,12 +68,14 @@ def _load_model(weights: Path, device: torch.device, threads: int | None = None)
     return model, clip_of(checkpoint), checkpoint["classes"], checkpoint["model"], checkpoint, device
 
 
-def _per_modality_top1(model: torch.nn.Module, loader, device: torch.device, bars) -> dict[str, float] | None:
+def _per_modality_top1(model: torch.nn.Module, dataset, settings: Settings, device: torch.device,
+                       bars) -> dict[str, float] | None:
     """Top-1 of each modality's own head of a late-fusion model (None for other models)."""
     if not isinstance(model, MultiModalModel) or model.fusion == "joint":
         return None
     model = to_device(model, device).eval()
-    heads = predict_loader(HeadsView(model), loader, device, bars, "each modality alone")
+    heads = distributed.predict_dataset(HeadsView(model), dataset, settings.test.batch_size, settings.data.workers,
+                                        device, bars, "each modality alone")
     if len(heads.labels) == 0:
         return dict.fromkeys(model.modalities, 0.0)
     per_head = heads.logits.split(heads.logits.shape[1] // len(model.modalities), dim=1)
@@ -115,7 +117,24 @@ def _report_path(settings: Settings, weights: Path, given: Path | None, name: st
 
 def test(settings: Settings, sources: dict[str, str], weights: Path | None, experiment: str | None,
          report_file: Path | None) -> Path:
-    """Evaluate a checkpoint on a split; returns the report path."""
+    """Evaluate a checkpoint on a split; returns the report path.
+
+    Under torchrun each process predicts a shard and rank 0 writes (:mod:`actcli.engine.distributed`).
+    """
+    device = distributed.start(resolve_device(settings.train.device))
+    if not distributed.is_main():
+        ui.silence()
+    finished = False
+    try:
+        report = _test(settings, sources, weights, experiment, report_file, device)
+        finished = True
+        return report
+    finally:
+        distributed.stop(barrier=finished)
+
+
+def _test(settings: Settings, sources: dict[str, str], weights: Path | None, experiment: str | None,
+          report_file: Path | None, device: torch.device) -> Path:
     weights = _checkpoint_path(settings, weights, experiment)
     model, checkpoint = model_from_checkpoint(weights)
     settings = _with_checkpoint_data(settings, sources, checkpoint)
@@ -124,7 +143,6 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     if source.dataset == "ek100":
         from actcli.commands.ek100 import test_ek100
 
-        device = resolve_device(settings.train.device)
         prepared, _ = prepare_for_inference(model, device, inference_precision(settings.test.precision, device))
         return test_ek100(settings, prepared, checkpoint, weights, source, device)
     split = settings.test.split
@@ -134,7 +152,6 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
 
         if settings.test.views != "1x1":
             raise UserError("--observe evaluates one centred clip of the observed part: drop --views")
-        device = resolve_device(settings.train.device)
         prepared, steps = prepare_for_inference(model, device, inference_precision(settings.test.precision, device))
         report_path = _report_path(settings, weights, report_file, f"report-early-{split}.json")
         config = {**settings.model_dump(mode="json"), "weights": str(weights), "clip": asdict(spec),
@@ -150,15 +167,13 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
         dataset = clip_dataset(source, split, spec, training=False, inputs=inputs_of(settings, modalities))
     else:
         dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder)
-    device = resolve_device(settings.train.device)
     precision = inference_precision(settings.test.precision, device)
     original = model
     model, steps = prepare_for_inference(model, device, precision)
-    loader = make_loader(dataset, settings.test.batch_size, settings.data.workers, False,
-                         pin_memory=device.type == "cuda")
     with ui.progress() as bars:
-        predictions = predict_loader(model, loader, device, bars, f"testing on {split} (precision {precision})")
-        per_modality = _per_modality_top1(original, loader, device, bars)
+        predictions = distributed.predict_dataset(model, dataset, settings.test.batch_size, settings.data.workers,
+                                                  device, bars, f"testing on {split} (precision {precision})")
+        per_modality = _per_modality_top1(original, dataset, settings, device, bars)
     for path in predictions.skipped:
         ui.warn(f"skipped unreadable video {path}")
     if len(predictions.labels) == 0:
@@ -167,6 +182,8 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
     metrics.per_modality_top1 = per_modality
     metrics.fusion_weights = original.fusion_weights() if isinstance(original, MultiModalModel) else None
     report_path = _report_path(settings, weights, report_file, f"report-test-{split}.json")
+    if not distributed.is_main():
+        return report_path  # rank 0 writes
     csv_path = report_path.parent / f"confusion-{split}.csv"
     png_path = report_path.parent / f"confusion-{split}.png"
     write_confusion_csv(cm, source.classes, csv_path)

@@ -18,7 +18,9 @@ from actcli.data.cache import FeatureCache, FeatureDataset, cached_features, fil
 from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache, fill_clip_cache
 from actcli.data.datasets import VideoClipDataset, make_loader
 from actcli.ek100.dataset import HEADS
+from actcli.engine import distributed
 from actcli.engine.recipe import check_precision
+from actcli.engine.sync_batchnorm import convert_sync_batchnorm
 from actcli.engine.train import Trainer
 from actcli.errors import UserError
 from actcli.fileio import write_text
@@ -38,6 +40,16 @@ from actcli.pipeline import (
 from actcli.report import ClipCacheMetrics, make_report, write_report
 from actcli.runs import BEST, LAST, new_run_dir
 from actcli.settings import Settings, to_toml
+
+
+class NullWriter:
+    """TensorBoard's ``SummaryWriter`` interface, writing nothing (ranks other than 0)."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
 
 
 def seed_everything(seed: int) -> None:
@@ -60,7 +72,23 @@ def _resume_checkpoint(settings: Settings, resume: str) -> Path:
 
 
 def train(settings: Settings, resume: str | None = None) -> Path:
-    """Train a model (or resume one); returns the run folder (checkpoints, TensorBoard, report)."""
+    """Train a model (or resume one); returns the run folder (checkpoints, TensorBoard, report).
+
+    Under torchrun every process runs this; rank 0 alone writes (see :mod:`actcli.engine.distributed`).
+    """
+    device = distributed.start(resolve_device(settings.train.device))
+    if not distributed.is_main():
+        ui.silence()
+    finished = False
+    try:
+        run_dir = _train(settings, resume, device)
+        finished = True
+        return run_dir
+    finally:
+        distributed.stop(barrier=finished)
+
+
+def _train(settings: Settings, resume: str | None, device: torch.device) -> Path:
     from torch.utils.tensorboard import SummaryWriter
 
     resumed = None
@@ -73,7 +101,6 @@ def train(settings: Settings, resume: str | None = None) -> Path:
     seed_everything(settings.train.seed)
     source = data_source(settings)
     spec = clip_spec(settings)
-    device = resolve_device(settings.train.device)
     check_precision(settings.train.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
@@ -115,13 +142,22 @@ def train(settings: Settings, resume: str | None = None) -> Path:
         loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes)
     if resumed is not None:
         model.load_state_dict(resumed["state_dict"])  # the frozen backbone of a cached-feature run
+    if settings.train.sync_bn:
+        model = convert_sync_batchnorm(model, device)
     frozen = apply_freeze(model, settings.model.freeze)
     model = to_device(model, device)
     pin = device.type == "cuda"
+    seed = settings.train.seed
     loaders = [
-        make_loader(train_set, settings.train.batch_size, settings.data.workers, True, settings.train.seed, pin),
-        make_loader(val_set, settings.train.batch_size, settings.data.workers, False, pin_memory=pin),
+        make_loader(train_set, settings.train.batch_size, settings.data.workers, True, seed, pin,
+                    sampler=distributed.train_sampler(train_set, seed)),
+        make_loader(val_set, settings.train.batch_size, settings.data.workers, False, pin_memory=pin,
+                    sampler=distributed.ShardSampler(val_set)),
     ]
+    if distributed.world().size > 1 and (settings.data.cache_clips or settings.model.freeze == "backbone"
+                                         and not augment):
+        raise UserError("the training caches (--cache-clips, --freeze backbone --no-augment) run in one process: "
+                        "drop them or --nproc / torchrun")
     trained: torch.nn.Module = model
     clip_cache = None
     if settings.model.freeze == "backbone" and not augment:
@@ -136,15 +172,20 @@ def train(settings: Settings, resume: str | None = None) -> Path:
         run_dir = last.parent.parent
         loaded = f"resumed from {last} after epoch {trainer.state.epoch}"
     else:
-        run_dir = new_run_dir(settings.paths.outputs, settings.train.experiment)
-        write_text(run_dir / "config.toml", to_toml(config))
+        run_dir = new_run_dir(settings.paths.outputs, settings.train.experiment) if distributed.is_main() else None
+        run_dir = distributed.broadcast(run_dir)  # one run folder, made by rank 0
+        if distributed.is_main():
+            write_text(run_dir / "config.toml", to_toml(config))
     ui.console.print(
         f"training {settings.model.name} ({loaded}) on {source.dataset}: {len(train_set)} train / "
         f"{len(val_set)} val clips of {spec}, {len(source.classes)} classes, device {device}"
         + (f", frozen: {', '.join(frozen)}" if frozen else "")
+        + (f", {distributed.world().size} processes" if distributed.world().size > 1 else "")
     )
 
     def save(kind: str, weights: dict, extras: dict) -> None:
+        if not distributed.is_main():
+            return
         if trained is not model:  # head trained on cached features: store the whole model
             weights = {**model.state_dict(), **{f"head.{k}": v for k, v in weights.items()}}
         save_checkpoint(run_dir / "checkpoints" / f"{kind}.pt", weights, model_name=settings.model.name,
@@ -153,9 +194,13 @@ def train(settings: Settings, resume: str | None = None) -> Path:
                         feature_dim=feature_dim, **extras)
 
     # purge_step drops curve points a killed run logged after its last checkpoint.
-    writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.state.step + 1 if resumed else None)
-    with writer, ui.progress() as bars:
-        metrics = trainer.fit(writer, save, settings.train.seed, bars, ui.warn)
+    if distributed.is_main():
+        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.state.step + 1 if resumed else None)
+        with writer, ui.progress() as bars:
+            metrics = trainer.fit(writer, save, settings.train.seed, bars, ui.warn)
+    else:
+        metrics = trainer.fit(NullWriter(), save, settings.train.seed, None, ui.warn)
+        return run_dir
     metrics.resumed = resumed is not None
     metrics.clip_cache = clip_cache
     artifacts = {"run": run_dir, "best": run_dir / BEST, "last": run_dir / LAST,

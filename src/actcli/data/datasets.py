@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from actcli.data.audio import N_MELS, NoAudio, has_audio, log_mel, read_audio
 from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache
@@ -294,18 +294,21 @@ def make_loader(
     shuffle: bool,
     seed: int = 0,
     pin_memory: bool = False,
+    sampler: Sampler | None = None,
 ) -> DataLoader:
     """A DataLoader that streams clips with ``workers`` processes, reproducible from ``seed``.
 
     Workers are started afresh every epoch (not persistent) so that re-seeding the loader's
-    generator at an epoch start fixes the order and every worker's augmentation RNG.
+    generator at an epoch start fixes the order and every worker's augmentation RNG. A
+    ``sampler`` (e.g. a rank's shard, see :mod:`actcli.engine.distributed`) replaces ``shuffle``.
     """
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else None,
+        sampler=sampler,
         num_workers=workers,
         collate_fn=collate_clips,
         generator=generator,

@@ -6,6 +6,11 @@ generator are re-seeded from ``(seed, epoch)`` at its start (workers are re-crea
 epoch and seeded from that generator). Resuming from ``last.pt`` therefore replays an
 interrupted epoch exactly, and a killed run resumed with ``--resume`` ends with the same
 weights as an uninterrupted one.
+
+Under torchrun (:mod:`actcli.engine.distributed`) the model trains wrapped in
+DistributedDataParallel, the training loader shards with ``DistributedSampler``, per-epoch
+statistics are summed over ranks and validation predictions gathered, so every rank sees the
+same metrics and takes the same early-stopping and best-checkpoint decisions.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 from rich.progress import Progress
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.tensorboard import SummaryWriter
 
+from actcli.engine.distributed import all_lists, all_sum, gather_predictions, rank_seed, world
 from actcli.engine.evaluate import predict_loader
 from actcli.engine.objective import objective_correct, objective_loss
 from actcli.engine.recipe import autocast, make_optimizer, make_scaler, make_scheduler
@@ -39,13 +46,16 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def seed_epoch(seed: int, epoch: int, loader: DataLoader) -> None:
-    """Re-seed Python, NumPy, torch and the loader's shuffling generator for ``epoch``."""
-    value = epoch_seed(seed, epoch)
+    """Re-seed Python, NumPy, torch and the loader's generator (worker seeds) for ``epoch``, from this
+    rank's seed; a ``DistributedSampler`` gets the epoch (its shuffle is the same on every rank)."""
+    value = epoch_seed(rank_seed(seed), epoch)
     random.seed(value)
     np.random.seed(value % 2**32)
     torch.manual_seed(value)
     if loader.generator is not None:
         loader.generator.manual_seed(value)
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
 
 
 @dataclass
@@ -95,6 +105,10 @@ class Trainer:
             if settings.ema else None
         )
         self.state = TrainState()
+        self.forward_model: torch.nn.Module = model  # what training steps call: DDP-wrapped under torchrun
+        if world().size > 1:
+            self.forward_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                         else None)
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -141,7 +155,7 @@ class Trainer:
 
     def train_one_epoch(self, on_step: Callable[[float, int], None]) -> EpochStats:
         """One pass over the training loader; ``on_step(loss, clips)`` after each optimizer step."""
-        settings, model = self.settings, self.model
+        settings, model = self.settings, self.forward_model
         model.train()
         total_loss, correct, seen, skipped = 0.0, 0, 0, []
         pending, pending_loss, pending_clips = 0, 0.0, 0
@@ -168,11 +182,14 @@ class Trainer:
                 self.state.step += 1
                 on_step(pending_loss / pending_clips, pending_clips)
                 pending, pending_loss, pending_clips = 0, 0.0, 0
-        return EpochStats(total_loss / max(1, seen), correct / max(1, seen), seen, skipped)
+        total_loss, correct, seen = all_sum([total_loss, correct, seen])
+        seen = int(seen)
+        return EpochStats(total_loss / max(1, seen), correct / max(1, seen), seen, all_lists(skipped))
 
     def validate(self, progress: Progress | None) -> EpochStats:
         """Loss and top-1 accuracy of :attr:`eval_model` on the validation loader."""
         out = predict_loader(self.eval_model, self.val_loader, self.device, progress, description="validate")
+        out = gather_predictions(out)  # every rank's shard, so all ranks see the same metrics
         if len(out.labels) == 0:
             return EpochStats(skipped=out.skipped)
         loss = float(objective_loss(out.logits, out.labels, self.heads))
