@@ -85,3 +85,18 @@ def annotated(cli: Cli, dataset_copy: Path) -> Path:
 def no_temp_files(folder: Path) -> bool:
     """True when no atomic-write temporary file was left behind under ``folder``."""
     return not [p for p in folder.rglob(".*.tmp")]
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without ACTCLI_* settings (for actcli subprocesses)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ACTCLI_")}
+
+
+def extend_run(run: Path, epochs: int) -> None:
+    """Rewrite a run's last.pt as if it had been started for ``epochs`` epochs (to resume it further)."""
+    import torch
+
+    last = run / "checkpoints" / "last.pt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["settings"]["train"]["epochs"] = epochs
+    torch.save(checkpoint, last)

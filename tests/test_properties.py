@@ -17,8 +17,8 @@ from actcli.data.datasets import VideoClipDataset
 from actcli.data.motion import with_previous
 from actcli.data.transforms import eval_transform
 from actcli.data.video import ClipSpec, VideoInfo
-from actcli.engine.evaluate import Predictions, classification_metrics, confusion_matrix, topk_accuracy
 from actcli.ek100.media import segment_times, time_to_flow_index, time_to_index
+from actcli.engine.evaluate import Predictions, classification_metrics, confusion_matrix, topk_accuracy
 
 FAST = settings(max_examples=60, deadline=None)
 

@@ -6,22 +6,42 @@ so ``--epochs 3`` beats ``ACTCLI_TRAIN__EPOCHS`` beats ``[train] epochs`` in ``-
 
 from __future__ import annotations
 
-import functools
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 from actcli import console as ui
+from actcli.cli_options import (
+    AnnotationsOpt,
+    CheckpointOpt,
+    ConfigOpt,
+    CropOpt,
+    DatasetOpt,
+    DecoderOpt,
+    DeviceOpt,
+    ExperimentOpt,
+    FeaturesFpsOpt,
+    FeaturesOpt,
+    FramesOpt,
+    ModelOpt,
+    NprocOpt,
+    PrecisionOpt,
+    ReportOpt,
+    RootOpt,
+    StrideOpt,
+    WorkersOpt,
+    hand_to_torchrun,
+    handle_errors,
+    settings_from_options,
+)
 from actcli.data.registry import DATASETS
 from actcli.errors import UserError
-from actcli.models.zoo import MODELS
-from actcli.settings import Settings, load_settings
+from actcli.settings import load_settings
 
 app = typer.Typer(
     help="Train, fine-tune, test and benchmark video action recognition models.",
@@ -30,58 +50,6 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (sections as in `actcli config show`).")]
-DatasetOpt = Annotated[str | None, typer.Option(help=f"Dataset: {', '.join(DATASETS)}. (default: ucf50)")]
-RootOpt = Annotated[Path | None, typer.Option(help="Folder with the class folders. (default: where `download` put it)")]
-AnnotationsOpt = Annotated[Path | None, typer.Option("--annotations", help="Folder with labels.csv and the split CSVs. (default: annotations/<dataset>)")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help=f"Model: {', '.join(MODELS)}. (default: x3d_xs)")]
-FramesOpt = Annotated[int | None, typer.Option(help="Frames per clip. (default: the model's)")]
-StrideOpt = Annotated[int | None, typer.Option(help="Take every N-th frame. (default: the model's)")]
-CropOpt = Annotated[int | None, typer.Option(help="Square crop in pixels. (default: the model's)")]
-WorkersOpt = Annotated[int | None, typer.Option(help="DataLoader worker processes. (default: 2)")]
-NprocOpt = Annotated[int | None, typer.Option(min=1, help="Run as N processes on this machine with torchrun (DistributedDataParallel: gloo on CPU, NCCL on GPUs; --batch-size is per process). For several machines call torchrun yourself (docs/distributed.md). (default: 1)")]
-FeaturesOpt = Annotated[Path | None, typer.Option(help="Features modality: a folder of <video>.npy arrays [frames, D] (folder datasets: the video's path without suffix; EK100: the video id) or an LMDB in RULSTM's layout. test: default the path used in training. (default: none)")]
-FeaturesFpsOpt = Annotated[float | None, typer.Option(help="Feature rows (LMDB frames) per second of video. (default: 30, RULSTM's)")]
-DecoderOpt = Annotated[Literal["auto", "torchcodec", "pyav"] | None, typer.Option(help="Video decoder: torchcodec (faster; needs `apt-get install ffmpeg`), pyav, or auto = torchcodec when it works here, else pyav. (default: auto)")]
-PrecisionOpt = Annotated[Literal["auto", "32", "bf16", "16"] | None, typer.Option(help="Inference precision: 32, bf16, 16 (CUDA only), or auto = bf16 where the hardware computes it natively (CPUs with AMX or AVX512-BF16, recent GPUs), else 32. Applies to checkpoints, not exported files. (default: auto)")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. (default: auto)")]
-ExperimentOpt = Annotated[str | None, typer.Option(help="Experiment name (run folder outputs/runs/<name>/). (default: default)")]
-CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint (predict and benchmark also take an exported .ts / .onnx file). (default: best.pt of the latest run)")]
-ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the JSON report. (default: in the run folder)")]
-
-
-def _settings(config: Path | None, **flat: Any) -> tuple[Settings, dict[str, str]]:
-    """Settings from defaults < config < env < these CLI values (``section__field`` keys)."""
-    return load_settings(config, {k.replace("__", "."): v for k, v in flat.items()})
-
-
-def _launch(command: str, settings: Any, sources: dict[str, str], nproc: int | None, args: list[str]) -> bool:
-    """Hand the command to torchrun when ``--nproc`` > 1 (and this is not already a torchrun process)."""
-    from actcli.engine.distributed import launched_by_torchrun
-
-    if not nproc or nproc == 1 or launched_by_torchrun():
-        return False
-    from actcli.commands.launch import launch
-
-    launch(command, settings, sources, nproc, args)
-    return True
-
-
-def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a :class:`UserError` into one red line and exit status 1 (no traceback)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UserError as exc:
-            ui.errors.print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True, highlight=False, markup=True)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            ui.errors.print("[red]interrupted[/red]; files already written are complete")
-            raise typer.Exit(130) from None
-
-    return wrapper
 
 
 @app.command()
@@ -104,7 +72,7 @@ def download(
     from actcli.commands.data import download_dataset, download_ek100_annotations, download_synthetic
     from actcli.data.synthetic import SyntheticSpec
 
-    settings, _ = _settings(config)
+    settings, _ = settings_from_options(config)
     if dataset == "ek100-annotations":
         download_ek100_annotations(settings, source, dest)
     elif dataset == "synthetic":
@@ -139,7 +107,7 @@ def annotate(
     config: ConfigOpt = None,
 ) -> None:
     """Write the split files: scan a folder-per-class dataset (train/val/test.csv, labels.csv), or convert EK100's official CSVs."""
-    settings, _ = _settings(config, data__dataset=dataset, data__root=root)
+    settings, _ = settings_from_options(config, data__dataset=dataset, data__root=root)
     if settings.data.dataset == "ek100":
         from actcli.commands.ek100 import annotate_ek100
         from actcli.ek100.splits import TaskSpec
@@ -200,14 +168,19 @@ def train(
     device: DeviceOpt = None,
     experiment: ExperimentOpt = None,
     resume: Annotated[str | None, typer.Option(help="Continue an interrupted run: 'auto' (newest run of --experiment) or a last.pt / run folder. Its saved settings are used.")] = None,
+    skip_nonfinite: Annotated[bool | None, typer.Option("--skip-nonfinite/--stop-nonfinite", help="A batch whose loss is NaN or infinite: skip it and count it in the report, instead of stopping the run with its step number. (default: stop)")] = None,
     nproc: NprocOpt = None,
     sync_bn: Annotated[bool | None, typer.Option("--sync-bn/--no-sync-bn", help="With several processes: BatchNorm statistics over the global batch (SyncBatchNorm). (default: off)")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Train on the train split, validate every epoch, keep best.pt and last.pt."""
+    """Train on the train split, validate every epoch, keep best.pt and last.pt.
+
+    Ctrl-C or SIGTERM stop after the current step, save last.pt and the report, and print the
+    --resume command.
+    """
     from actcli.commands.train import train as run
 
-    settings, sources = _settings(
+    settings, sources = settings_from_options(
         config, data__dataset=dataset, data__root=root, data__annotations_dir=annotations,
         model__name=model, model__weights=weights, model__freeze=freeze, model__dropout=dropout,
         data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip, data__augment=augment,
@@ -219,9 +192,9 @@ def train(
         train__schedule=schedule, train__step_every=step_every, train__step_gamma=step_gamma,
         train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
         train__accumulate=accumulate, train__clip_grad=clip_grad, train__early_stop=early_stop,
-        train__monitor=monitor, train__ema=ema, train__sync_bn=sync_bn,
+        train__monitor=monitor, train__ema=ema, train__sync_bn=sync_bn, train__skip_nonfinite=skip_nonfinite,
     )
-    if _launch("train", settings, sources, nproc, ["--resume", resume] if resume else []):
+    if hand_to_torchrun("train", settings, sources, nproc, ["--resume", resume] if resume else []):
         return
     run(settings, resume)
 
@@ -252,7 +225,7 @@ def test(
     """Evaluate a checkpoint: top-1/5, mean class accuracy, F1, per-class scores, confusion matrix."""
     from actcli.commands.model import test as run
 
-    settings, sources = _settings(
+    settings, sources = settings_from_options(
         config, test__split=split, data__dataset=dataset, data__root=root,
         data__annotations_dir=annotations, test__batch_size=batch_size, test__views=views, test__precision=precision, test__observe=observe, test__sls=sls, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,
         data__features=features,
@@ -260,7 +233,7 @@ def test(
     )
     passed = [*(["--weights", str(weights)] if weights else []), *(["--experiment", experiment] if experiment else []),
               *(["--report", str(report)] if report else [])]
-    if _launch("test", settings, sources, nproc, passed):
+    if hand_to_torchrun("test", settings, sources, nproc, passed):
         return
     run(settings, sources, weights, experiment, report)
 
@@ -292,7 +265,7 @@ def benchmark(
 
     if model is not None and weights is not None:
         raise UserError("pass either --model or --weights, not both")
-    settings, sources = _settings(
+    settings, sources = settings_from_options(
         config, model__name=model, benchmark__batch_size=batch_size, benchmark__warmup=warmup,
         benchmark__runs=runs, benchmark__threads=threads, benchmark__reference=reference, data__frames=frames, data__stride=stride,
         data__crop=crop, data__dataset=dataset, data__root=root, data__decoder=decoder, test__precision=precision, train__device=device,
@@ -318,7 +291,7 @@ def predict(
 
     if top_k < 1:
         raise UserError("--top-k must be at least 1")
-    settings, _ = _settings(config, train__device=device, data__decoder=decoder, test__precision=precision)
+    settings, _ = settings_from_options(config, train__device=device, data__decoder=decoder, test__precision=precision)
     run(settings, video, weights, experiment, top_k, report)
 
 
@@ -363,7 +336,7 @@ def export(
     """Export a checkpoint to TorchScript or ONNX (classes and clip spec embedded)."""
     from actcli.commands.export import export as run
 
-    settings, _ = _settings(config)
+    settings, _ = settings_from_options(config)
     run(settings, weights, experiment, format, out)
 
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from actcli.errors import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -25,21 +27,29 @@ def _umask() -> int:
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it to ``target`` on success.
 
-    On any exception the temporary file is removed and ``target`` is left untouched.
+    On any exception the temporary file is removed and ``target`` is left untouched. A write
+    that fails for lack of space or permission (any ``OSError``) becomes a :class:`UserError`
+    naming the file and saying that the previous version is kept.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
+    except OSError as exc:
+        kept = f"the previous {target.name} is kept" if target.exists() else "nothing was written"
+        raise UserError(f"cannot write {target}: {exc.strerror or exc}; {kept}. Free disk space or set "
+                        "paths.outputs (ACTCLI_PATHS__OUTPUTS) to a writable folder") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write(target: Path, write: Callable[[IO[Any]], None], mode: str = "w") -> None:
@@ -56,3 +66,16 @@ def write_text(target: Path, text: str) -> None:
 def write_json(target: Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
     write_text(target, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_torch(target: Path, obj: Any) -> None:
+    """Atomically ``torch.save`` ``obj``. It is serialised in memory first: torch's zip writer
+    reports a full disk as a bare ``RuntimeError``, a plain file write as the ``OSError`` it is."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(buffer.getbuffer())

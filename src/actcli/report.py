@@ -105,10 +105,12 @@ class BenchmarkMetrics(_Strict):
 
 
 class EpochRecord(_Strict):
+    """One epoch of training; a loss that was not finite (NaN inputs in validation) is written as null."""
+
     epoch: int
-    train_loss: float
+    train_loss: float | None
     train_accuracy: float = Fraction
-    val_loss: float
+    val_loss: float | None
     val_accuracy: float = Fraction
     lr: float
     seconds: float
@@ -138,6 +140,9 @@ class TrainMetrics(_Strict):
     stopped_early: bool = False
     resumed: bool = False
     clip_cache: ClipCacheMetrics | None = None
+    interrupted: str | None = Field(None, description="The signal (SIGINT, SIGTERM) that stopped the run early.")
+    batches_done: int = Field(0, description="Interrupted: batches of the unfinished epoch trained and saved.")
+    nonfinite_steps: int = Field(0, description="Batches skipped for a NaN or infinite loss (--skip-nonfinite).")
 
 
 class PredictMetrics(_Strict):

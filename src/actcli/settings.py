@@ -130,6 +130,8 @@ class TrainSettings(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(8, ge=1, description="Clips per batch and process (global batch: x processes).")
     sync_bn: bool = Field(False, description="Under torchrun: BatchNorm statistics over the global batch.")
+    skip_nonfinite: bool = Field(False, description="Skip (and count) batches whose loss is NaN or infinite instead "
+                                 "of stopping the run.")
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(5e-5, ge=0)

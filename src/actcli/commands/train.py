@@ -19,6 +19,7 @@ from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache, fill_clip_c
 from actcli.data.datasets import VideoClipDataset, make_loader
 from actcli.ek100.dataset import HEADS
 from actcli.engine import distributed
+from actcli.engine.interrupt import EXIT_CODES, StopRequest
 from actcli.engine.recipe import check_precision
 from actcli.engine.sync_batchnorm import convert_sync_batchnorm
 from actcli.engine.train import Trainer
@@ -194,12 +195,15 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> Path
                         feature_dim=feature_dim, **extras)
 
     # purge_step drops curve points a killed run logged after its last checkpoint.
-    if distributed.is_main():
-        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.state.step + 1 if resumed else None)
-        with writer, ui.progress() as bars:
-            metrics = trainer.fit(writer, save, settings.train.seed, bars, ui.warn)
-    else:
-        metrics = trainer.fit(NullWriter(), save, settings.train.seed, None, ui.warn)
+    with StopRequest() as stop:
+        if distributed.is_main():
+            writer = SummaryWriter(str(run_dir / "tensorboard"),
+                                   purge_step=trainer.state.step + 1 if resumed else None)
+            with writer, ui.progress() as bars:
+                metrics = trainer.fit(writer, save, settings.train.seed, bars, ui.warn, stop)
+        else:
+            metrics = trainer.fit(NullWriter(), save, settings.train.seed, None, ui.warn, stop)
+    if not distributed.is_main():
         return run_dir
     metrics.resumed = resumed is not None
     metrics.clip_cache = clip_cache
@@ -213,6 +217,13 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> Path
         ui.warn(f"{metrics.skipped_clips} unreadable video(s) skipped; listed in {report}")
     ui.console.print(f"best val accuracy {metrics.best_val_accuracy:.3f} (epoch {metrics.best_epoch}); run: {run_dir}")
     ui.console.print(f"report: {report}")
+    if metrics.nonfinite_steps:
+        ui.warn(f"{metrics.nonfinite_steps} batch(es) with a NaN or infinite loss were skipped")
+    if metrics.interrupted:
+        where = f"epoch {metrics.epochs}" + (f" and {metrics.batches_done} batch(es) of the next" if
+                                             metrics.batches_done else "")
+        raise UserError(f"stopped by {metrics.interrupted} after {where}; {run_dir / LAST} and the report are saved. "
+                        f"Resume with: actcli train --resume {run_dir}", EXIT_CODES.get(metrics.interrupted, 1))
     return run_dir
 
 

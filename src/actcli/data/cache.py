@@ -19,7 +19,7 @@ from rich.progress import Progress
 from torch.utils.data import DataLoader, Dataset
 
 from actcli.data.video import ClipSpec
-from actcli.fileio import atomic_path
+from actcli.fileio import write_torch
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
@@ -61,8 +61,7 @@ class FeatureCache:
         return torch.load(entry, weights_only=True) if entry.is_file() else None
 
     def put(self, video: Path, feature: torch.Tensor) -> None:
-        with atomic_path(self.path(video)) as tmp:
-            torch.save(feature.clone(), tmp)
+        write_torch(self.path(video), feature.clone())
 
 
 class FeatureDataset(Dataset):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -281,7 +282,9 @@ def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seed NumPy and Python in a DataLoader worker from its torch seed (set by the loader)."""
+    """Seed NumPy and Python in a DataLoader worker from its torch seed (set by the loader), and
+    ignore Ctrl-C there: the main process stops the run cleanly (:mod:`actcli.engine.interrupt`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

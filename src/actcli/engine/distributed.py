@@ -136,10 +136,23 @@ class ShardSampler(Sampler[int]):
         return len(range(self.rank, self.length, self.size))
 
 
-def train_sampler(dataset: Dataset, seed: int) -> DistributedSampler:
+class EpochSampler(DistributedSampler):
+    """``DistributedSampler`` that can leave out the first :attr:`skip` indices of this rank's
+    epoch, so a run interrupted mid-epoch resumes with the clips it had not trained on yet."""
+
+    skip = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(super().__iter__())[self.skip:])
+
+    def __len__(self) -> int:
+        return max(0, super().__len__() - self.skip)
+
+
+def train_sampler(dataset: Dataset, seed: int) -> EpochSampler:
     """Shuffled shards of ``dataset``, the same permutation on every rank for a given epoch
     (call ``set_epoch``); with one process, the whole dataset in that order."""
-    return DistributedSampler(dataset, num_replicas=_world.size, rank=_world.rank, shuffle=True, seed=seed)
+    return EpochSampler(dataset, num_replicas=_world.size, rank=_world.rank, shuffle=True, seed=seed)
 
 
 def gather_predictions(out: Predictions) -> Predictions:

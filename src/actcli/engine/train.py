@@ -7,6 +7,12 @@ epoch and seeded from that generator). Resuming from ``last.pt`` therefore repla
 interrupted epoch exactly, and a killed run resumed with ``--resume`` ends with the same
 weights as an uninterrupted one.
 
+Ctrl-C or SIGTERM (:mod:`actcli.engine.interrupt`) stop after the current optimizer step;
+``last.pt`` then records how many batches of the epoch were done, and a resumed run trains on
+the rest of that epoch's clips (same order; augmentation draws differ from an uninterrupted run).
+A non-finite loss stops the run with its step number, or with ``skip_nonfinite`` the step is
+skipped and counted.
+
 Under torchrun (:mod:`actcli.engine.distributed`) the model trains wrapped in
 DistributedDataParallel, the training loader shards with ``DistributedSampler``, per-epoch
 statistics are summed over ranks and validation predictions gathered, so every rank sees the
@@ -15,6 +21,7 @@ same metrics and takes the same early-stopping and best-checkpoint decisions.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -29,10 +36,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.tensorboard import SummaryWriter
 
-from actcli.engine.distributed import all_lists, all_sum, gather_predictions, rank_seed, world
+from actcli.engine.distributed import EpochSampler, all_lists, all_sum, gather_predictions, rank_seed, world
 from actcli.engine.evaluate import predict_loader
+from actcli.engine.interrupt import StopRequest
 from actcli.engine.objective import objective_correct, objective_loss
 from actcli.engine.recipe import autocast, make_optimizer, make_scaler, make_scheduler
+from actcli.errors import UserError
 from actcli.pipeline import clips_to_device
 from actcli.report import EpochRecord, TrainMetrics
 from actcli.settings import TrainSettings
@@ -70,6 +79,8 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    batches_done: int = 0  # of epoch ``epoch + 1``, when a run was stopped mid-epoch
+    nonfinite_steps: int = 0  # batches skipped for a NaN or infinite loss (skip_nonfinite)
 
 
 @dataclass
@@ -80,6 +91,7 @@ class EpochStats:
     accuracy: float = 0.0
     clips: int = 0
     skipped: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
 
 class Trainer:
@@ -153,12 +165,27 @@ class Trainer:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
-    def train_one_epoch(self, on_step: Callable[[float, int], None]) -> EpochStats:
-        """One pass over the training loader; ``on_step(loss, clips)`` after each optimizer step."""
+    def _finite(self, value: float, epoch: int, batch: int) -> bool:
+        """Whether a batch's loss is finite on every rank; a non-finite one stops the run
+        (UserError naming the step) unless ``skip_nonfinite``, which counts it."""
+        if all_sum([float(not math.isfinite(value))])[0] == 0:
+            return True
+        if not self.settings.skip_nonfinite:
+            raise UserError(f"the loss is not finite ({value}) at step {self.state.step + 1} (epoch {epoch}, batch "
+                            f"{batch + 1}); training stopped, checkpoints written before are kept. Lower --lr, check "
+                            "the inputs, or pass --skip-nonfinite to skip such batches")
+        self.state.nonfinite_steps += 1
+        return False
+
+    def train_one_epoch(self, on_step: Callable[[float, int], None], stop: StopRequest | None = None,
+                        epoch: int = 0) -> EpochStats:
+        """One pass over the training loader (the rest of it, for a run resumed mid-epoch);
+        ``on_step(loss, clips)`` after each optimizer step; ends early when ``stop`` is requested."""
         settings, model = self.settings, self.forward_model
         model.train()
         total_loss, correct, seen, skipped = 0.0, 0, 0, []
         pending, pending_loss, pending_clips = 0, 0.0, 0
+        done_before, interrupted = self.state.batches_done, False
         self.optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(self.train_loader):
             skipped.extend(batch["skipped"])
@@ -169,22 +196,27 @@ class Trainer:
                 with autocast(self.device, settings.precision):
                     logits = model(clips)
                     loss = objective_loss(logits, labels, self.heads, settings.label_smoothing)
-                self.scaler.scale(loss / settings.accumulate).backward()
                 n, value = len(labels), loss.item()  # one device sync per batch
-                total_loss += value * n
-                correct += int(objective_correct(logits, labels, self.heads).sum())
-                seen += n
-                pending += 1
-                pending_loss += value * n
-                pending_clips += n
+                if self._finite(value, epoch, done_before + index):
+                    self.scaler.scale(loss / settings.accumulate).backward()
+                    total_loss += value * n
+                    correct += int(objective_correct(logits, labels, self.heads).sum())
+                    seen += n
+                    pending += 1
+                    pending_loss += value * n
+                    pending_clips += n
             if pending and (pending == settings.accumulate or last):
                 self._optimizer_step()
                 self.state.step += 1
+                self.state.batches_done = done_before + index + 1
                 on_step(pending_loss / pending_clips, pending_clips)
                 pending, pending_loss, pending_clips = 0, 0.0, 0
+                if stop is not None and not last and stop.requested():
+                    interrupted = True
+                    break
         total_loss, correct, seen = all_sum([total_loss, correct, seen])
         seen = int(seen)
-        return EpochStats(total_loss / max(1, seen), correct / max(1, seen), seen, all_lists(skipped))
+        return EpochStats(total_loss / max(1, seen), correct / max(1, seen), seen, all_lists(skipped), interrupted)
 
     def validate(self, progress: Progress | None) -> EpochStats:
         """Loss and top-1 accuracy of :attr:`eval_model` on the validation loader."""
@@ -210,20 +242,24 @@ class Trainer:
         seed: int,
         progress: Progress | None = None,
         warn: Callable[[str], None] = print,
+        stop: StopRequest | None = None,
     ) -> TrainMetrics:
         """Train from :attr:`state` (epoch 0, or where a resumed run stopped) to the last epoch.
 
         ``save(kind, weights, extras)`` writes checkpoint ``kind``: "best" (by
         ``settings.monitor``) or "last" (with the full training state for ``--resume``).
         TensorBoard: ``train/loss_step`` per optimizer step; ``train/loss``,
-        ``train/accuracy``, ``val/loss``, ``val/accuracy`` and ``lr`` per epoch.
+        ``train/accuracy``, ``val/loss``, ``val/accuracy`` and ``lr`` per epoch. A ``stop``
+        request ends the epoch after the current step and saves "last" (``interrupted`` in the metrics).
         """
         settings, state = self.settings, self.state
         epoch_task = progress.add_task("epochs", total=settings.epochs, completed=state.epoch) if progress else None
-        stopped_early = False
+        stopped_early, interrupted = False, None
         for epoch in range(state.epoch + 1, settings.epochs + 1):
             started = time.perf_counter()
             seed_epoch(seed, epoch, self.train_loader)
+            if isinstance(self.train_loader.sampler, EpochSampler):  # resumed mid-epoch: the clips not trained on
+                self.train_loader.sampler.skip = state.batches_done * (self.train_loader.batch_size or 1)
             lr = self.optimizer.param_groups[0]["lr"]
             batch_task = progress.add_task(f"epoch {epoch}", total=len(self.train_loader)) if progress else None
             clock = [time.perf_counter()]
@@ -236,7 +272,14 @@ class Trainer:
                                     description=f"epoch {epoch} loss {loss:.3f} {rate:.1f} clips/s")
                 clock[0] = time.perf_counter()
 
-            stats = self.train_one_epoch(on_step)
+            stats = self.train_one_epoch(on_step, stop, epoch)
+            if stats.interrupted:
+                interrupted = stop.signal_name if stop is not None else "stop"
+                save("last", self.eval_model.state_dict(), {"epoch": state.epoch, "interrupted": interrupted,
+                                                            "training": self.state_dict()})
+                writer.flush()
+                break
+            state.batches_done = 0
             val = self.validate(progress)
             for path in stats.skipped + val.skipped:
                 if path not in state.skipped:
@@ -267,10 +310,15 @@ class Trainer:
             if stopped_early:
                 warn(f"early stop: {settings.monitor} did not improve for {settings.early_stop} epochs")
                 break
+            if stop is not None and epoch < settings.epochs and stop.requested():  # arrived during validation
+                interrupted = stop.signal_name or "stop"
+                break
         best = next((r for r in state.history if r["epoch"] == state.best_epoch), None)
         return TrainMetrics(
             epochs=state.epoch, best_epoch=state.best_epoch,
             best_val_accuracy=best["val_accuracy"] if best else 0.0,
             skipped_clips=len(state.skipped), skipped_files=list(state.skipped), seconds=state.seconds,
             history=[EpochRecord(**r) for r in state.history], stopped_early=stopped_early,
+            interrupted=interrupted, nonfinite_steps=state.nonfinite_steps,
+            batches_done=state.batches_done if interrupted else 0,
         )

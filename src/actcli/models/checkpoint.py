@@ -20,7 +20,7 @@ import torch
 
 from actcli.data.video import ClipSpec
 from actcli.errors import UserError
-from actcli.fileio import atomic_path
+from actcli.fileio import atomic_path, write_torch
 from actcli.models.zoo import ActionModel, get_entry, kinetics_state_without_classifier
 
 FORMAT = "actcli/1"
@@ -49,8 +49,7 @@ def save_checkpoint(
         "state_dict": model if isinstance(model, dict) else model.state_dict(),
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def load_file(path: Path) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+"""Stopping a training run cleanly: Ctrl-C (SIGINT) or SIGTERM finish the current step, then the
+trainer saves ``last.pt`` and the report and the command says how to resume.
+
+A second signal stops at once (``KeyboardInterrupt``); files already written stay complete
+because every write is atomic (:mod:`actcli.fileio`). DataLoader workers ignore SIGINT
+(:func:`actcli.data.datasets.seed_worker`), so a Ctrl-C in the terminal, which reaches the whole
+process group, cannot kill a worker mid-batch. Under torchrun the decision is collective: a
+signal seen by any rank stops every rank after the same step.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+from actcli.engine.distributed import all_sum
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + signal number
+
+
+class StopRequest:
+    """While active (``with``), SIGINT and SIGTERM are recorded instead of stopping the process."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for number in SIGNALS:
+                self._previous[number] = signal.signal(number, self._record)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def _record(self, number: int, frame: FrameType | None) -> None:
+        if self.signal_name is not None:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self.signal_name = signal.Signals(number).name
+
+    def requested(self) -> bool:
+        """Whether this process (or, under torchrun, any process) received a stop signal."""
+        return all_sum([float(self.signal_name is not None)])[0] > 0
