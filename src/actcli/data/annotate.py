@@ -12,6 +12,7 @@ random; 99% of its UCF50 test clips had a training clip from the same group.
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -190,12 +191,32 @@ def shared_groups(table: pd.DataFrame, split: pd.Series) -> int:
     return int((table.assign(split=split).groupby("group")["split"].nunique() > 1).sum())
 
 
+def check_fields(path: Path) -> None:
+    """Every row of the CSV at ``path`` has as many fields as its header; else a UserError naming the line.
+
+    (pandas would silently take an extra first field as the row's index.)
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise UserError(f"annotation file {path} line {reader.line_num}: {len(row)} field(s) where the "
+                                    f"header has {len(header)} ({','.join(header)}); fix or re-create the file")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"annotation file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise UserError(f"annotation file {path} is not a valid CSV: {exc}") from None
+
+
 def load_table(path: Path, required: Sequence[str] = ("path", "label")) -> pd.DataFrame:
     """Read an annotation CSV, checking its columns; errors name the file and the fix."""
     if not path.is_file():
         raise UserError(f"annotation file {path} not found; run `actcli annotate` first")
+    check_fields(path)
     try:
-        table = pd.read_csv(path, dtype={"path": str, "label": str, "group": str})
+        table = pd.read_csv(path, dtype={"path": str, "label": str, "group": str}, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"annotation file {path} is not a valid CSV: {exc}") from None
     missing = [c for c in required if c not in table.columns]
