@@ -6,6 +6,7 @@ temporary file in the same folder, flushed to disk, then renamed over the target
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -15,6 +16,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from actcli.errors import UserError
+
+# A failed write that the user fixes with space or permissions: disk full, quota, file size limit,
+# read-only file system, no permission, a path component that is a file, a name too long.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                errno.EISDIR, errno.ENAMETOOLONG}
 
 
 def _umask() -> int:
@@ -29,7 +35,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
     On any exception the temporary file is removed and ``target`` is left untouched. A write
     that fails for lack of space or permission (any ``OSError``) becomes a :class:`UserError`
-    naming the file and saying that the previous version is kept.
+    naming the file and saying that the previous version is kept; other errors pass unchanged.
     """
     target = Path(target)
     tmp: Path | None = None
@@ -44,6 +50,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:  # e.g. a network error while streaming a download into the file
+            raise
         kept = f"the previous {target.name} is kept" if target.exists() else "nothing was written"
         raise UserError(f"cannot write {target}: {exc.strerror or exc}; {kept}. Free disk space or set "
                         "paths.outputs (ACTCLI_PATHS__OUTPUTS) to a writable folder") from None

@@ -16,6 +16,20 @@ from pathlib import Path, PurePosixPath
 
 from actcli.data.annotate import find_class_root
 from actcli.errors import UserError
+from actcli.net import redact
+
+
+def kaggle_secrets() -> list[str]:
+    """The Kaggle API key and token values set in the environment or ``~/.kaggle/kaggle.json``."""
+    import contextlib
+    import json
+    import os
+
+    values = [os.environ.get(name, "") for name in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
+    config = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle")) / "kaggle.json"
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no or unreadable config: nothing to hide
+        values.append(str(json.loads(config.read_text()).get("key", "")))
+    return [v for v in values if v]
 
 
 def kaggle_download(handle: str) -> Path:
@@ -30,6 +44,7 @@ def kaggle_download(handle: str) -> Path:
         return Path(kagglehub.dataset_download(handle))
     except Exception as exc:  # noqa: BLE001 - network boundary, see docstring
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = redact(reason, kaggle_secrets())  # credentials never reach logs or reports
         raise UserError(
             f"cannot download {handle} from Kaggle ({type(exc).__name__}: {reason[:200]}); "
             "check the network and Kaggle credentials, or download the zip by hand and pass "

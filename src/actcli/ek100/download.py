@@ -9,8 +9,6 @@ loader, so a truncated or malformed file is reported at once, not mid-training.
 from __future__ import annotations
 
 import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,27 +24,26 @@ from actcli.ek100.annotations import (
 )
 from actcli.errors import UserError
 from actcli.fileio import atomic_path
+from actcli.net import DownloadError, download
 
 BASE_URL = "https://raw.githubusercontent.com/epic-kitchens/epic-kitchens-100-annotations/master"
 REQUIRED = ("validation", "verbs", "nouns")  # enough to score; the rest are checked when present
 
 
-def fetch(dest: Path, progress: Callable[[str], None] | None = None, timeout: float = 60.0) -> list[Path]:
-    """Download every annotation file into ``dest``; no network -> one UserError naming --from."""
+def fetch(dest: Path, progress: Callable[[str], None] | None = None, timeout: float = 60.0,
+          base_url: str = BASE_URL) -> list[Path]:
+    """Download every annotation file into ``dest``, each verified against its Content-Length
+    (the publisher gives no checksums); no network or a cut download -> one UserError naming --from."""
     written = []
     for name in FILES.values():
-        url = f"{BASE_URL}/{name}"
+        url = f"{base_url}/{name}"
         if progress:
             progress(name)
         try:
-            with (urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest / name) as tmp,
-                  open(tmp, "wb") as handle):
-                shutil.copyfileobj(response, handle)
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UserError(f"cannot download {url} ({reason}); download the annotation files yourself and run "
+            written.append(download(url, dest / name, timeout=timeout))
+        except DownloadError as exc:
+            raise UserError(f"{exc}; download the annotation files yourself and run "
                             "`actcli download ek100-annotations --from FOLDER`") from None
-        written.append(dest / name)
     return written
 
 

@@ -11,7 +11,6 @@ so ``test``, ``predict`` and ``benchmark`` need only ``--weights``.
 from __future__ import annotations
 
 import pickle
-import urllib.error
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ import torch
 
 from actcli.data.video import ClipSpec
 from actcli.errors import UserError
-from actcli.fileio import atomic_path, write_torch
+from actcli.fileio import write_torch
 from actcli.models.zoo import ActionModel, get_entry, kinetics_state_without_classifier
+from actcli.net import DownloadError, download
 
 FORMAT = "actcli/1"
 
@@ -123,16 +123,11 @@ def kinetics_weights_path(model_name: str) -> Path:
     cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.weights_url).name
     if cache.is_file():
         return cache
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(cache) as tmp:
-            torch.hub.download_url_to_file(entry.weights_url, str(tmp), progress=True)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise UserError(
-            f"cannot download Kinetics-400 weights for {model_name} from {entry.weights_url} "
-            f"({getattr(exc, 'reason', exc)}); download the file where you are online and pass "
-            "--weights PATH"
-        ) from None
+    try:  # pytorchvideo publishes no checksums: the size is verified, then loading checks the content
+        download(entry.weights_url, cache)
+    except DownloadError as exc:
+        raise UserError(f"{exc}; Kinetics-400 weights for {model_name} could not be fetched: download the file "
+                        "where you are online and pass --weights PATH") from None
     return cache
 
 
