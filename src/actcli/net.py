@@ -38,8 +38,9 @@ def download(url: str, target: Path, sha256: str | None = None, timeout: float =
     """
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp, \
-                open(tmp, "wb") as handle:
+        # A fresh opener reads the proxy settings now; urlopen's would keep the first ones it saw.
+        opener = urllib.request.build_opener()
+        with opener.open(url, timeout=timeout) as response, atomic_path(target) as tmp, open(tmp, "wb") as handle:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
             received = 0

@@ -300,6 +300,9 @@ class Trainer:
             else:
                 state.bad_epochs += 1
             stopped_early = bool(settings.early_stop and state.bad_epochs >= settings.early_stop)
+            if stop is not None and epoch < settings.epochs and stop.requested():  # arrived during validation
+                interrupted = stop.signal_name or "stop"
+                extras["interrupted"] = interrupted
             save("last", self.eval_model.state_dict(), {**extras, "training": self.state_dict()})
             for name, value in (("train/loss", stats.loss), ("train/accuracy", stats.accuracy),
                                 ("val/loss", val.loss), ("val/accuracy", val.accuracy), ("lr", lr)):
@@ -310,8 +313,7 @@ class Trainer:
             if stopped_early:
                 warn(f"early stop: {settings.monitor} did not improve for {settings.early_stop} epochs")
                 break
-            if stop is not None and epoch < settings.epochs and stop.requested():  # arrived during validation
-                interrupted = stop.signal_name or "stop"
+            if interrupted:
                 break
         best = next((r for r in state.history if r["epoch"] == state.best_epoch), None)
         return TrainMetrics(

@@ -1,0 +1,66 @@
+"""Dataset formats: each turns one dataset's own layout and official files into actcli's table.
+
+Every format is one module with a :class:`Format` object; ``annotate`` calls its ``read`` and
+writes the usual ``labels.csv`` and ``train/val/test.csv``, so training and testing never see
+the difference. Adding a dataset is one module here plus one entry in :data:`FORMATS` (and a
+test that builds a tiny tree in its layout).
+
+A format's table has one row per clip: ``path`` (relative to the root), ``label``, ``group``
+(clips of one group never straddle splits), optionally ``start``/``end`` (seconds within the
+file) and ``split`` (``train``/``val``/``test`` from the official files; a ``val`` the official
+files lack is carved out of ``train`` by group).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Options:
+    """What ``annotate`` passes to a format: the official split (``fold``) and where the official
+    list files are (``lists``: a folder, or the list file itself; None: look inside the root)."""
+
+    fold: int = 1
+    lists: Path | None = None
+
+
+@dataclass
+class Annotated:
+    """A dataset read from disk: the clip table, the classes in id order, listed videos not found."""
+
+    table: pd.DataFrame
+    classes: list[str]
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One supported layout: how it looks, where it comes from, which splits, and its reader."""
+
+    name: str
+    layout: str
+    source: str
+    splits: str
+    read: Callable[[Path, Options], Annotated]
+
+
+def find_list(root: Path, options: Options, names: tuple[str, ...], what: str) -> Path:
+    """The first of ``names`` in ``options.lists`` (a folder) or anywhere under ``root``; a UserError
+    naming ``what`` and ``--official`` if none exists."""
+    from actcli.errors import UserError
+
+    if options.lists is not None and options.lists.is_file():
+        return options.lists
+    places = [options.lists] if options.lists is not None else [root, root.parent]
+    for place in places:
+        for name in names:
+            hits = sorted(place.rglob(name)) if place.is_dir() else []
+            if hits:
+                return hits[0]
+    raise UserError(f"{what} ({names[0]}) not found under {places[0]}; pass the folder holding the official files "
+                    "with --official")
