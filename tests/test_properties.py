@@ -100,3 +100,17 @@ def test_metrics_equal_their_definitions(n, k, seed):
     recalls = [float(((predicted == c) & (labels == c)).sum() / (labels == c).sum()) for c in present]
     assert math.isclose(metrics.mean_class_accuracy, float(np.mean(recalls)), abs_tol=1e-6)
     assert math.isclose(metrics.top1, float((predicted == labels).float().mean()), abs_tol=1e-6)
+
+
+@FAST
+@given(total=st.integers(1, 400), fps=st.sampled_from([25.0, 29.97, 30.0]), start=st.floats(0, 10),
+       length=st.floats(0.04, 10), frames=st.integers(1, 16), stride=st.integers(1, 4), training=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_clips_cut_from_longer_files_stay_inside_their_times(total, fps, start, length, frames, stride, training,
+                                                             seed):
+    torch.manual_seed(seed)
+    dataset = _dataset(ClipSpec(frames, stride, 16), training, None)
+    indices = dataset.choose_indices(VideoInfo(frames=total, fps=fps, width=64, height=48), (start, start + length))
+    first = min(math.floor(start * fps), total - 1)
+    stop = max(first + 1, min(total, math.ceil((start + length) * fps)))
+    assert all(first <= i < stop for i in indices), (indices, first, stop)

@@ -103,10 +103,15 @@ def annotate(
     before_start: Annotated[Literal["clip", "drop"], typer.Option(help="ek100 anticipation: a window that begins before the video is clipped to 0 s or its segment dropped (counted either way).")] = "clip",
     participants: Annotated[str | None, typer.Option(help="ek100: only these participants, e.g. P01,P02.")] = None,
     max_segments: Annotated[int | None, typer.Option(help="ek100: at most N segments per participant and official file (small runs).")] = None,
-    official: Annotated[Path | None, typer.Option(help="ek100: folder with the official CSVs. (default: where `download ek100-annotations` put them)")] = None,
+    official: Annotated[Path | None, typer.Option("--official", "--list", help="The dataset's official split/label files: a folder (ucf101: classInd.txt, trainlist0N.txt; hmdb51: *_test_splitN.txt; kinetics*: train.csv, validate.csv; ssv2: labels.json, train.json, validation.json; ek100: the EPIC_100_*.csv) or, for --dataset list, your list file. (default: searched under --root; ek100: where `download ek100-annotations` put them)")] = None,
+    fold: Annotated[int, typer.Option(help="ucf101 / hmdb51: which official split (1, 2 or 3).")] = 1,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the split files: scan a folder-per-class dataset (train/val/test.csv, labels.csv), or convert EK100's official CSVs."""
+    """Write the split files (train/val/test.csv, labels.csv) from the dataset's layout and official files.
+
+    Datasets with official splits (ucf101, hmdb51, kinetics*, ssv2, ek100) keep them, with a val
+    carved out of train by group; the others get a group-aware split (--split). See `actcli datasets`.
+    """
     settings, _ = settings_from_options(config, data__dataset=dataset, data__root=root)
     if settings.data.dataset == "ek100":
         from actcli.commands.ek100 import annotate_ek100
@@ -116,8 +121,9 @@ def annotate(
         annotate_ek100(settings, official, TaskSpec(task, tau_a, tau_o, before_start), chosen, max_segments, out)
         return
     from actcli.commands.data import annotate as run
+    from actcli.data.formats import Options
 
-    run(settings, split, by, folds, probe, out, seed)
+    run(settings, split, by, folds, probe, out, seed, Options(fold, official))
 
 
 @app.command()
@@ -350,6 +356,16 @@ def config_show(config: ConfigOpt = None) -> None:
     rows = [[key, "" if value is None else value, sources[key]]
             for key, value in flatten(settings.model_dump(mode="json")).items()]
     ui.console.print(ui.table("settings", ["key", "value", "source"], rows))
+
+
+@app.command()
+@handle_errors
+def datasets(config: ConfigOpt = None) -> None:
+    """Every supported dataset: the layout expected, where to get it, its splits, and whether it is here."""
+    from actcli.commands.data import list_datasets
+
+    settings, _ = settings_from_options(config)
+    list_datasets(settings)
 
 
 def main() -> None:

@@ -49,7 +49,9 @@ def data_source(settings: Settings) -> DataSource:
         except UserError:
             root = Path(".")
     else:
-        root = find_class_root(resolve_root(settings.paths.outputs, name, settings.data.root))
+        root = resolve_root(settings.paths.outputs, name, settings.data.root)
+        if dataset_info(name).class_folders:
+            root = find_class_root(root)
     folder = annotations_dir(settings)
     classes = load_classes(folder / "labels.csv")
     return DataSource(name, root, folder, classes, resolve_decoder(settings.data.decoder))

@@ -179,6 +179,8 @@ class AnnotateMetrics(_Strict):
     split_sizes: dict[str, int]
     shared_groups: int
     unreadable: int | None = None
+    missing: int = Field(0, description="Videos the official lists name that are not on disk (left out).")
+    missing_files: list[str] = Field(default_factory=list, description="The first 100 of them.")
 
 
 METRICS: dict[str, type[BaseModel]] = {

@@ -41,7 +41,7 @@ class PathsSettings(_Section):
 class DataSettings(_Section):
     """Which dataset, where its videos are, and how clips are cut from them."""
 
-    dataset: str = Field("ucf50", description="Dataset name: ucf50, ucf101, hmdb51 or synthetic.")
+    dataset: str = Field("ucf50", description="Dataset name (`actcli datasets` lists them).")
     root: Path | None = Field(
         None, description="Folder holding the class folders; default: where `download` put it."
     )

@@ -18,10 +18,11 @@ from actcli.data.annotate import (
     find_class_root,
     group_folds,
     group_split,
-    scan_folder_tree,
     shared_groups,
+    with_label_ids,
 )
 from actcli.data.download import from_local, kaggle_download
+from actcli.data.formats import Options, get_format
 from actcli.data.registry import dataset_info, remember_root, resolve_root
 from actcli.data.synthetic import SyntheticSpec, generate, plan
 from actcli.data.video import DecodeError, probe
@@ -122,10 +123,22 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
 
 
 def write_split_files(folder: Path, table: pd.DataFrame, split: pd.Series, classes: Sequence[str]) -> None:
-    """``labels.csv`` and one CSV per split (rows of ``table`` whose split matches)."""
+    """``labels.csv`` and one CSV per split (rows of ``table`` whose split matches; clip times kept)."""
     _write_csv(folder / "labels.csv", pd.DataFrame({"id": range(len(classes)), "name": list(classes)}))
+    columns = COLUMNS + [c for c in ("start", "end") if c in table.columns]
     for name in SPLITS:
-        _write_csv(folder / f"{name}.csv", table[split == name][COLUMNS])
+        _write_csv(folder / f"{name}.csv", table[split == name][columns])
+
+
+def official_split(table: pd.DataFrame, fractions: Sequence[float], seed: int) -> pd.Series:
+    """The ``split`` column of a format's table; without official val clips, a val is carved out of
+    train by group in the ratio of the first two ``--split`` shares."""
+    split = table["split"].astype(str).copy()
+    if (split == "val").any() or fractions[1] == 0 or not (split == "train").any():
+        return split
+    train = table[split == "train"]
+    split.loc[train.index] = group_split(train, (fractions[0], fractions[1], 0), seed)
+    return split
 
 
 def annotate(
@@ -136,14 +149,24 @@ def annotate(
     probe_videos: bool,
     out: Path | None,
     seed: int,
+    options: Options | None = None,
 ) -> Path:
-    """Scan the dataset tree and write annotations.csv, labels.csv and the split CSVs."""
+    """Read the dataset in its format (:mod:`actcli.data.formats`) and write annotations.csv,
+    labels.csv and the split CSVs: the official split where the dataset has one, else group-aware."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
         raise UserError("--split takes three non-negative numbers, e.g. --split 70 15 15")
-    name = dataset_info(settings.data.dataset).name
-    root = find_class_root(resolve_root(settings.paths.outputs, name, settings.data.root))
+    info = dataset_info(settings.data.dataset)
+    root = resolve_root(settings.paths.outputs, info.name, settings.data.root)
+    read = get_format(info.format).read(root, options or Options())
+    if read.missing:
+        ui.warn(f"{len(read.missing)} listed video(s) missing (first: {read.missing[0]}): left out")
+    if read.table.empty:
+        raise UserError(f"no listed video found under {root}; check --root")
+    if settings.data.root is not None:  # train and test find the videos without --root from now on
+        remember_root(settings.paths.outputs, info.name, settings.data.root)
+    root = find_class_root(root) if info.class_folders else root
     folder = out or annotations_dir(settings)
-    table = scan_folder_tree(root)
+    table = with_label_ids(read.table, read.classes)
     if probe_videos:
         table = probe_table(table, root)
         bad = table[~table["readable"]]
@@ -152,17 +175,19 @@ def annotate(
         usable = table[table["readable"]]
     else:
         usable = table
-    classes = sorted(table["label"].unique())
-    if by == "clip":
+    classes = read.classes
+    if "split" in usable.columns:
+        split = official_split(usable, fractions, seed)
+    elif by == "clip":
         ui.warn("--by clip splits clips at random: clips of one group (same actor and scene) "
                 "land in train and test, which inflates test accuracy")
         split = clip_split(usable, fractions, seed)
     else:
         split = group_split(usable, fractions, seed)
     full_split = split.reindex(table.index).fillna("excluded")
-    _write_csv(folder / "annotations.csv", table.assign(split=full_split))
+    _write_csv(folder / "annotations.csv", table.drop(columns=["split"], errors="ignore").assign(split=full_split))
     write_split_files(folder, usable, split, classes)
-    if folds:
+    if folds and "split" not in usable.columns:
         for k, fold in enumerate(group_folds(usable, folds), 1):
             write_split_files(folder / "folds" / f"fold{k:02d}", usable, fold, classes)
     metrics = AnnotateMetrics(
@@ -170,6 +195,7 @@ def annotate(
         split_sizes={s: int((split == s).sum()) for s in SPLITS},
         shared_groups=shared_groups(usable, split),
         unreadable=int((~table["readable"]).sum()) if probe_videos else None,
+        missing=len(read.missing), missing_files=read.missing[:100],
     )
     _print_split_summary(usable, split, metrics)
     report = make_report("annotate", torch.device("cpu"), settings.model_dump(mode="json"), metrics,
@@ -187,3 +213,25 @@ def _print_split_summary(table: pd.DataFrame, split: pd.Series, metrics: Annotat
         rows.append([name, len(part), f"{share:.1f}%", part["label"].nunique(), part["group"].nunique()])
     ui.console.print(ui.table("splits", ["split", "clips", "share", "classes", "groups"], rows))
     ui.console.print(f"groups shared between splits: {metrics.shared_groups}")
+
+
+def list_datasets(settings: Settings) -> None:
+    """Print the table of :data:`actcli.data.registry.DATASETS` with their formats and local state."""
+    from actcli.data.registry import DATASETS, known_root
+
+    rows = []
+    for info in DATASETS.values():
+        if info.name == "ek100":
+            layout, splits = "<root>/<P01>/rgb_frames|videos|flow_frames/... + EPIC_100_*.csv", \
+                "official train/validation/test (+ challenge); recognition or anticipation"
+        else:
+            fmt = get_format(info.format)
+            layout, splits = fmt.layout, fmt.splits
+        root = known_root(settings.paths.outputs, info.name) or settings.paths.data / info.name
+        annotated = (settings.paths.annotations / info.name / "labels.csv").is_file()
+        state = ("found" if root.exists() else "not found") + (", annotated" if annotated else "")
+        rows.append([info.name, layout, info.homepage + (f" (kaggle: {info.kaggle})" if info.kaggle else ""), splits,
+                     f"{state}: {root}"])
+    ui.console.print(ui.table("datasets", ["dataset", "layout", "get it", "splits", "here"], rows))
+    ui.console.print("download with `actcli download <dataset>` (ucf50, synthetic, ek100-annotations) or by hand, "
+                     "then `actcli annotate --dataset <dataset> --root DIR`; details in docs/datasets.md")

@@ -22,7 +22,8 @@ import pandas as pd
 
 from actcli.errors import UserError
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv",
+                    ".ts", ".mts", ".m2ts")  # what FFmpeg (PyAV, torchcodec) reads
 COLUMNS = ["path", "label", "label_id", "group"]
 SPLITS = ("train", "val", "test")
 _GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)

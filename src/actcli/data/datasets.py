@@ -50,6 +50,26 @@ def check_videos_exist(root: Path, table: pd.DataFrame, source: Path) -> None:
         )
 
 
+def clip_windows(table: pd.DataFrame) -> list[tuple[float, float] | None]:
+    """Each row's ``(start, end)`` in seconds from optional ``start``/``end`` columns (None: the whole file)."""
+    if "start" not in table.columns and "end" not in table.columns:
+        return [None] * len(table)
+    starts = table["start"] if "start" in table.columns else pd.Series([np.nan] * len(table))
+    ends = table["end"] if "end" in table.columns else pd.Series([np.nan] * len(table))
+    return [None if pd.isna(a) and pd.isna(b) else (0.0 if pd.isna(a) else float(a), math.inf if pd.isna(b)
+            else float(b)) for a, b in zip(starts, ends, strict=True)]
+
+
+def window_frames(info: VideoInfo, window: tuple[float, float] | None) -> tuple[int, int]:
+    """``(first, count)``: the frames of a video inside ``window`` (seconds; None: all frames), at least one."""
+    if window is None:
+        return 0, info.frames
+    fps = info.fps or 25.0
+    first = min(max(0, math.floor(window[0] * fps)), max(0, info.frames - 1))
+    stop = info.frames if math.isinf(window[1]) else min(info.frames, math.ceil(window[1] * fps))
+    return first, max(1, stop - first)
+
+
 def feature_key(relative_path: str) -> str:
     """Where a video's features are stored: its path relative to the root, without the suffix."""
     return Path(relative_path).with_suffix("").as_posix()
@@ -101,6 +121,7 @@ class VideoClipDataset(Dataset):
         self.root = root
         self.paths = table["path"].tolist()
         self.labels = table["label_id"].astype(int).tolist()
+        self.windows = clip_windows(table.reset_index(drop=True))  # clips cut from longer files (start, end)
         self.spec = spec
         self.transform = transform
         self.training = training
@@ -115,6 +136,7 @@ class VideoClipDataset(Dataset):
                 keep = [i for i, p in enumerate(self.paths) if p not in silent]
                 self.paths = [self.paths[i] for i in keep]
                 self.labels = [self.labels[i] for i in keep]
+                self.windows = [self.windows[i] for i in keep]
         self.clip_cache: ClipCache | None = None
 
     def __len__(self) -> int:
@@ -138,23 +160,27 @@ class VideoClipDataset(Dataset):
             ratio = self.observe
         return max(1, min(total, math.floor(ratio * total)))
 
-    def choose_indices(self, info: VideoInfo) -> list[int]:
-        """Frame indices of this sample's clip inside the visible part of a video of ``info.frames`` frames."""
+    def choose_indices(self, info: VideoInfo, window: tuple[float, float] | None = None) -> list[int]:
+        """Frame indices of this sample's clip inside the visible part of a video of ``info.frames``
+        frames, or of its ``window`` (seconds) when the clip is cut from a longer file."""
         spec = self.spec
-        visible = self.visible_frames(info.frames)
+        first, total = window_frames(info, window)
+        visible = self.visible_frames(total)
         if self.training:
             slack = visible - clip_span(spec.frames, spec.stride)
             start = int(torch.randint(0, slack + 1, ()).item()) if slack > 0 else 0
         else:
             start = centre_clip_start(visible, spec.frames, spec.stride)
-        return clip_indices(visible, spec.frames, spec.stride, start)
+        return [first + i for i in clip_indices(visible, spec.frames, spec.stride, start)]
 
     def cached_frames(self, path: Path) -> torch.Tensor | None:
         """This sample's ``uint8 [T, C, H, W]`` frames from the clip cache, None if not cached.
 
         Training: ``frames`` consecutive stride-grid frames from a random grid position.
         """
-        stored = self.clip_cache.get(path, TRAIN_VIEW if self.training else EVAL_VIEW) if self.clip_cache else None
+        if self.clip_cache is None or any(self.windows):  # the cache holds whole files
+            return None
+        stored = self.clip_cache.get(path, TRAIN_VIEW if self.training else EVAL_VIEW)
         if stored is None:
             return None
         if not self.training:
@@ -170,7 +196,7 @@ class VideoClipDataset(Dataset):
         times: list[float] = []
 
         def choose(info: VideoInfo) -> list[int]:
-            indices = self.choose_indices(info)
+            indices = self.choose_indices(info, self.windows[index])
             fps = info.fps or 25.0
             # Never past the clip's last frame + 1: with --observe the sound stops where the picture does.
             end = min(indices[0] + clip_span(self.spec.frames, self.spec.stride), max(indices) + 1)
@@ -210,7 +236,7 @@ class VideoClipDataset(Dataset):
         frames = self.cached_frames(path)
         if frames is None:
             try:
-                frames, _ = read_clip(path, self.choose_indices, self.decoder)
+                frames, _ = read_clip(path, lambda info: self.choose_indices(info, self.windows[index]), self.decoder)
             except DecodeError:
                 return {"skipped": str(path)}
         return {"clip": self.transform(frames), "label": self.labels[index], "index": index}
@@ -236,6 +262,7 @@ class MultiViewDataset(Dataset):
         self.root = root
         self.paths = table["path"].tolist()
         self.labels = table["label_id"].astype(int).tolist()
+        self.windows = clip_windows(table.reset_index(drop=True))
         self.spec, self.temporal, self.decoder = spec, temporal, decoder
         self.transform = spatial_views_transform(spec.crop, spatial)
 
@@ -246,8 +273,9 @@ class MultiViewDataset(Dataset):
         spec = self.spec
 
         def choose(info: VideoInfo) -> list[int]:
-            return [i for start in view_starts(info.frames, spec, self.temporal)
-                    for i in clip_indices(info.frames, spec.frames, spec.stride, start)]
+            first, total = window_frames(info, self.windows[index])
+            return [first + i for start in view_starts(total, spec, self.temporal)
+                    for i in clip_indices(total, spec.frames, spec.stride, start)]
 
         path = self.root / self.paths[index]
         try:

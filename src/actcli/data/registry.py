@@ -18,16 +18,25 @@ REGISTRY_FILE = "datasets.json"
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A folder-per-class dataset.
+    """A supported dataset.
 
     ``kaggle`` is the kagglehub handle (None: manual download only); ``flip_safe`` says
-    whether a horizontal flip keeps the label (False when left/right is the class).
+    whether a horizontal flip keeps the label (False when left/right is the class);
+    ``format`` names its reader in :mod:`actcli.data.formats`; ``class_folders`` says whether
+    its paths are relative to the folder of class folders (found under the root) or to the root.
     """
 
     name: str
     kaggle: str | None
     flip_safe: bool
     homepage: str
+    format: str = "folder"
+    class_folders: bool = True
+
+
+def _kinetics(version: int) -> DatasetInfo:
+    return DatasetInfo(f"kinetics{version}", None, True, "https://github.com/cvdfoundation/kinetics-dataset",
+                       "kinetics", class_folders=False)
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -37,13 +46,22 @@ DATASETS: dict[str, DatasetInfo] = {
             "ucf50", "vineethakkinapalli/ucf50-action-recognition-dataset", True,
             "https://www.crcv.ucf.edu/data/UCF50.php",
         ),
-        DatasetInfo("ucf101", None, True, "https://www.crcv.ucf.edu/data/UCF101.php"),
+        DatasetInfo("ucf101", None, True, "https://www.crcv.ucf.edu/data/UCF101.php", "ucf101"),
         DatasetInfo(
             "hmdb51", None, True,
-            "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/",
+            "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/", "hmdb51",
         ),
+        _kinetics(400),
+        _kinetics(600),
+        _kinetics(700),
+        DatasetInfo("ssv2", None, False, "https://developer.qualcomm.com/software/ai-datasets/something-something",
+                    "ssv2", class_folders=False),
+        DatasetInfo("folder", None, True, "your own: <root>/<Class>/<clip>.<ext>"),
+        DatasetInfo("list", None, True, "your own: a CSV or JSON-lines list (--list FILE)", "list",
+                    class_folders=False),
         DatasetInfo("synthetic", None, False, "built in: `actcli download synthetic`"),
-        DatasetInfo("ek100", None, True, "https://epic-kitchens.github.io (RGB frames or videos; see docs/ek100.md)"),
+        DatasetInfo("ek100", None, True, "https://epic-kitchens.github.io (RGB frames or videos; see docs/ek100.md)",
+                    "ek100", class_folders=False),
     )
 }
 
@@ -71,6 +89,12 @@ def remember_root(outputs: Path, dataset: str, root: Path) -> None:
     entries = _registry(outputs)
     entries[dataset] = str(root.resolve())
     write_json(outputs / REGISTRY_FILE, dict(sorted(entries.items())))
+
+
+def known_root(outputs: Path, dataset: str) -> Path | None:
+    """The remembered root of ``dataset``, None if `download` or `annotate --root` never recorded one."""
+    known = _registry(outputs).get(dataset)
+    return Path(known) if known else None
 
 
 def resolve_root(outputs: Path, dataset: str, given: Path | None) -> Path:

@@ -64,3 +64,12 @@ def find_list(root: Path, options: Options, names: tuple[str, ...], what: str) -
                 return hits[0]
     raise UserError(f"{what} ({names[0]}) not found under {places[0]}; pass the folder holding the official files "
                     "with --official")
+
+
+def get_format(name: str) -> Format:
+    """The reader of format ``name`` (``folder``, ``ucf101``, ``hmdb51``, ``kinetics``, ``ssv2``, ``list``)."""
+    from actcli.data.formats import folder, hmdb51, kinetics, ssv2, ucf101, user_list
+
+    formats = {"folder": folder.folder("folder", ""), "ucf101": ucf101.FORMAT, "hmdb51": hmdb51.FORMAT,
+               "kinetics": kinetics.kinetics(400), "ssv2": ssv2.FORMAT, "list": user_list.FORMAT}
+    return formats[name]
