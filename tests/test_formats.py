@@ -58,6 +58,9 @@ def test_ucf101_official_folds(cli, workdir):
     assert len(splits["train"]) + len(splits["val"]) == 12 and len(splits["val"]) > 0 and _no_shared_groups(splits)
     assert result["labels"]["name"].tolist() == list(MOTIONS) and result["test"]["clips"] == 3
     assert "fold" in cli.fails("annotate", "--dataset", "ucf101", "--root", root, "--official", lists, "--fold", "4")
+    cli("annotate", "--dataset", "ucf101", "--fold", "0")  # actcli's own group-aware split; the root is remembered
+    own = {s: pd.read_csv(workdir / "annotations" / "ucf101" / f"{s}.csv") for s in ("train", "val", "test")}
+    assert sum(len(t) for t in own.values()) == 15 and _no_shared_groups(own) and set(own["test"]["group"]) != {"g02"}
 
 
 def test_hmdb51_official_splits(cli, workdir):

@@ -104,7 +104,7 @@ def annotate(
     participants: Annotated[str | None, typer.Option(help="ek100: only these participants, e.g. P01,P02.")] = None,
     max_segments: Annotated[int | None, typer.Option(help="ek100: at most N segments per participant and official file (small runs).")] = None,
     official: Annotated[Path | None, typer.Option("--official", "--list", help="The dataset's official split/label files: a folder (ucf101: classInd.txt, trainlist0N.txt; hmdb51: *_test_splitN.txt; kinetics*: train.csv, validate.csv; ssv2: labels.json, train.json, validation.json; ek100: the EPIC_100_*.csv) or, for --dataset list, your list file. (default: searched under --root; ek100: where `download ek100-annotations` put them)")] = None,
-    fold: Annotated[int, typer.Option(help="ucf101 / hmdb51: which official split (1, 2 or 3).")] = 1,
+    fold: Annotated[int, typer.Option(help="ucf101 / hmdb51: which official split (1, 2 or 3); 0: ignore the official lists and make actcli's own group-aware split (--split, --folds).")] = 1,
     config: ConfigOpt = None,
 ) -> None:
     """Write the split files (train/val/test.csv, labels.csv) from the dataset's layout and official files.

@@ -22,7 +22,7 @@ class DatasetInfo:
 
     ``kaggle`` is the kagglehub handle (None: manual download only); ``flip_safe`` says
     whether a horizontal flip keeps the label (False when left/right is the class);
-    ``format`` names its reader in :mod:`actcli.data.formats`; ``class_folders`` says whether
+    ``format`` names its reader, a module of :mod:`actcli.data.formats`; ``class_folders`` says whether
     its paths are relative to the folder of class folders (found under the root) or to the root.
     """
 
@@ -57,7 +57,7 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("ssv2", None, False, "https://developer.qualcomm.com/software/ai-datasets/something-something",
                     "ssv2", class_folders=False),
         DatasetInfo("folder", None, True, "your own: <root>/<Class>/<clip>.<ext>"),
-        DatasetInfo("list", None, True, "your own: a CSV or JSON-lines list (--list FILE)", "list",
+        DatasetInfo("list", None, True, "your own: a CSV or JSON-lines list (--list FILE)", "user_list",
                     class_folders=False),
         DatasetInfo("synthetic", None, False, "built in: `actcli download synthetic`"),
         DatasetInfo("ek100", None, True, "https://epic-kitchens.github.io (RGB frames or videos; see docs/ek100.md)",

@@ -2,8 +2,9 @@
 
 Every format is one module with a :class:`Format` object; ``annotate`` calls its ``read`` and
 writes the usual ``labels.csv`` and ``train/val/test.csv``, so training and testing never see
-the difference. Adding a dataset is one module here plus one entry in :data:`FORMATS` (and a
-test that builds a tiny tree in its layout).
+the difference. Adding a dataset is one module here defining ``FORMAT`` (found by
+:func:`get_format` from its name), its line in :data:`actcli.data.registry.DATASETS`, and a test
+that builds a tiny tree in its layout.
 
 A format's table has one row per clip: ``path`` (relative to the root), ``label``, ``group``
 (clips of one group never straddle splits), optionally ``start``/``end`` (seconds within the
@@ -67,9 +68,7 @@ def find_list(root: Path, options: Options, names: tuple[str, ...], what: str) -
 
 
 def get_format(name: str) -> Format:
-    """The reader of format ``name`` (``folder``, ``ucf101``, ``hmdb51``, ``kinetics``, ``ssv2``, ``list``)."""
-    from actcli.data.formats import folder, hmdb51, kinetics, ssv2, ucf101, user_list
+    """The reader of format ``name``: the ``FORMAT`` of module ``actcli.data.formats.<name>``."""
+    import importlib
 
-    formats = {"folder": folder.folder("folder", ""), "ucf101": ucf101.FORMAT, "hmdb51": hmdb51.FORMAT,
-               "kinetics": kinetics.kinetics(400), "ssv2": ssv2.FORMAT, "list": user_list.FORMAT}
-    return formats[name]
+    return importlib.import_module(f"actcli.data.formats.{name}").FORMAT

@@ -15,6 +15,5 @@ def read(root: Path, options: Options) -> Annotated:
     return Annotated(table[["path", "label", "group"]], sorted(table["label"].unique()))
 
 
-def folder(name: str, source: str) -> Format:
-    return Format(name, "<root>/<Class>/<clip>.avi|mp4|mkv|webm|...", source, "group-aware --split (and --folds)",
-                  read)
+FORMAT = Format("folder", "<root>/<Class>/<clip>.avi|mp4|mkv|webm|...", "your own, or any class-folder tree",
+                "group-aware --split (and --folds)", read)

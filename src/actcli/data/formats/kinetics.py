@@ -69,8 +69,7 @@ def read(root: Path, options: Options) -> Annotated:
     return Annotated(pd.DataFrame(rows, columns=["path", "label", "group", "split"]), sorted(labels), missing)
 
 
-def kinetics(version: int) -> Format:
-    return Format(
-        f"kinetics{version}", "<root>/[<label>/]<youtube_id>_<start:06d>_<end:06d>.mp4 + train.csv, validate.csv",
-        "https://github.com/cvdfoundation/kinetics-dataset (CSVs and videos)",
-        "train (val carved by YouTube id), validate as test; missing videos counted", read)
+FORMAT = Format(
+    "kinetics", "<root>/[<label>/]<youtube_id>_<start:06d>_<end:06d>.mp4 + train.csv, validate.csv",
+    "https://github.com/cvdfoundation/kinetics-dataset (CSVs and videos)",
+    "train (val carved by YouTube id), validate as test; missing videos counted", read)
