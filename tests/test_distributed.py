@@ -64,3 +64,23 @@ def test_two_processes_train_test_and_resume_like_one(cli, annotated, workdir):
     assert "resumed from" in out and ", 2 processes" not in out
     assert read_report(half / "report-train.json").metrics["epochs"] == 2
     assert _max_difference(_weights(half), _weights(ddp)) < 1e-4
+
+
+def test_a_batch_one_rank_cannot_read_is_skipped_by_every_rank(annotated, workdir):
+    """One training video is corrupt: the rank whose batch holds only that video has nothing to
+    backpropagate, so every rank skips that batch together instead of waiting forever."""
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+
+    train = pd.read_csv(workdir / "annotations" / "synthetic" / "train.csv")
+    (annotated / train["path"][0]).write_bytes(b"not a video")
+    done = subprocess.run([sys.executable, "-m", "actcli", "train", "--dataset", "synthetic", "--nproc", "2",
+                           "--batch-size", "1", "--epochs",
+                           "1", "--experiment", "corrupt", *EXACT], cwd=workdir, env=clean_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = (workdir / "outputs" / "runs" / "corrupt").iterdir()
+    metrics = read_report(run / "report-train.json").metrics
+    assert metrics["skipped_clips"] == 1 and metrics["epochs"] == 1

@@ -9,12 +9,14 @@ so each rank resolves exactly the same settings, and defaults keep their usual m
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from actcli import console as ui
+from actcli.engine.interrupt import EXIT_CODES
 from actcli.errors import UserError
 from actcli.settings import Settings, to_toml
 
@@ -38,6 +40,25 @@ def torchrun_command(command: str, config: Path, nproc: int, args: list[str]) ->
             "-m", "actcli", command, "--config", str(config), *args]
 
 
+def _run_forwarding_signals(command: list[str]) -> tuple[int, str | None]:
+    """Run ``command`` and wait; SIGINT and SIGTERM sent to this process are passed on to it (torchrun
+    then stops its workers, which save and exit cleanly, see :mod:`actcli.engine.interrupt`) instead
+    of orphaning them. Returns the exit status and the name of the signal received, if any."""
+    process = subprocess.Popen(command)
+    received: list[str] = []
+
+    def forward(number: int, _frame: object) -> None:
+        received.append(signal.Signals(number).name)
+        process.send_signal(number)
+
+    previous = {number: signal.signal(number, forward) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return process.wait(), (received[0] if received else None)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def launch(command: str, settings: Settings, sources: dict[str, str], nproc: int, args: list[str]) -> None:
     """Run ``actcli COMMAND`` in ``nproc`` processes (gloo on CPU, NCCL with GPUs) and wait for them.
 
@@ -49,9 +70,12 @@ def launch(command: str, settings: Settings, sources: dict[str, str], nproc: int
         with os.fdopen(fd, "w") as handle:
             handle.write(to_toml(chosen_settings(settings, sources)))
         ui.console.print(f"launching {nproc} processes with torchrun")
-        code = subprocess.run(torchrun_command(command, config, nproc, args), check=False).returncode
+        code, stopped_by = _run_forwarding_signals(torchrun_command(command, config, nproc, args))
     finally:
         config.unlink(missing_ok=True)
+    if stopped_by is not None:
+        raise UserError(f"stopped by {stopped_by}; rank 0's line above says what was saved and how to resume",
+                        EXIT_CODES.get(stopped_by, 1))
     if code != 0:
         raise UserError(f"`actcli {command}` on {nproc} processes failed (exit status {code}); the failing "
                         "process's error is printed above")

@@ -38,7 +38,7 @@ from actcli.pipeline import (
     resolve_device,
     to_device,
 )
-from actcli.report import ClipCacheMetrics, make_report, write_report
+from actcli.report import ClipCacheMetrics, TrainMetrics, make_report, write_report
 from actcli.runs import BEST, LAST, new_run_dir
 from actcli.settings import Settings, to_toml
 
@@ -82,14 +82,19 @@ def train(settings: Settings, resume: str | None = None) -> Path:
         ui.silence()
     finished = False
     try:
-        run_dir = _train(settings, resume, device)
+        run_dir, metrics = _train(settings, resume, device)
         finished = True
-        return run_dir
     finally:
         distributed.stop(barrier=finished)
+    if metrics.interrupted:  # after the barrier: every rank stops cleanly, with the same status
+        where = f"epoch {metrics.epochs}" + (f" and {metrics.batches_done} batch(es) of the next" if
+                                             metrics.batches_done else "")
+        raise UserError(f"stopped by {metrics.interrupted} after {where}; {run_dir / LAST} and the report are saved. "
+                        f"Resume with: actcli train --resume {run_dir}", EXIT_CODES.get(metrics.interrupted, 1))
+    return run_dir
 
 
-def _train(settings: Settings, resume: str | None, device: torch.device) -> Path:
+def _train(settings: Settings, resume: str | None, device: torch.device) -> tuple[Path, TrainMetrics]:
     from torch.utils.tensorboard import SummaryWriter
 
     resumed = None
@@ -204,7 +209,7 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> Path
         else:
             metrics = trainer.fit(NullWriter(), save, settings.train.seed, None, ui.warn, stop)
     if not distributed.is_main():
-        return run_dir
+        return run_dir, metrics
     metrics.resumed = resumed is not None
     metrics.clip_cache = clip_cache
     artifacts = {"run": run_dir, "best": run_dir / BEST, "last": run_dir / LAST,
@@ -219,12 +224,7 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> Path
     ui.console.print(f"report: {report}")
     if metrics.nonfinite_steps:
         ui.warn(f"{metrics.nonfinite_steps} batch(es) with a NaN or infinite loss were skipped")
-    if metrics.interrupted:
-        where = f"epoch {metrics.epochs}" + (f" and {metrics.batches_done} batch(es) of the next" if
-                                             metrics.batches_done else "")
-        raise UserError(f"stopped by {metrics.interrupted} after {where}; {run_dir / LAST} and the report are saved. "
-                        f"Resume with: actcli train --resume {run_dir}", EXIT_CODES.get(metrics.interrupted, 1))
-    return run_dir
+    return run_dir, metrics
 
 
 def _weights_id(settings: Settings) -> str:

@@ -1,7 +1,9 @@
 """Stopping a training run cleanly: Ctrl-C (SIGINT) or SIGTERM finish the current step, then the
 trainer saves ``last.pt`` and the report and the command says how to resume.
 
-A second signal stops at once (``KeyboardInterrupt``); files already written stay complete
+A second signal, 2 s or more after the first, stops at once (``KeyboardInterrupt``; an echo
+within 2 s is ignored, since under torchrun a Ctrl-C reaches each worker twice: from the
+terminal and as torchrun's SIGTERM); files already written stay complete
 because every write is atomic (:mod:`actcli.fileio`). DataLoader workers ignore SIGINT
 (:func:`actcli.data.datasets.seed_worker`), so a Ctrl-C in the terminal, which reaches the whole
 process group, cannot kill a worker mid-batch. Under torchrun the decision is collective: a
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType
 
 from actcli.engine.distributed import all_sum
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + signal number
+REPEAT_S = 2.0  # a second signal sooner than this after the first is the same request
 
 
 class StopRequest:
@@ -25,6 +29,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
+        self._first_at = 0.0
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopRequest:
@@ -39,9 +44,10 @@ class StopRequest:
         self._previous.clear()
 
     def _record(self, number: int, frame: FrameType | None) -> None:
-        if self.signal_name is not None:
-            raise KeyboardInterrupt  # asked twice: stop now
-        self.signal_name = signal.Signals(number).name
+        if self.signal_name is None:
+            self.signal_name, self._first_at = signal.Signals(number).name, time.monotonic()
+        elif time.monotonic() - self._first_at >= REPEAT_S:
+            raise KeyboardInterrupt  # asked again: stop now
 
     def requested(self) -> bool:
         """Whether this process (or, under torchrun, any process) received a stop signal."""

@@ -166,8 +166,9 @@ class Trainer:
             self.ema.update_parameters(self.model)
 
     def _finite(self, value: float, epoch: int, batch: int) -> bool:
-        """Whether a batch's loss is finite on every rank; a non-finite one stops the run
-        (UserError naming the step) unless ``skip_nonfinite``, which counts it."""
+        """Whether the batch's loss is finite on every rank (decided together: one all-reduce under
+        torchrun, so all ranks skip or step alike). A non-finite loss stops the run (UserError naming
+        the step) unless ``skip_nonfinite``, which counts it."""
         if all_sum([float(not math.isfinite(value))])[0] == 0:
             return True
         if not self.settings.skip_nonfinite:
@@ -190,21 +191,25 @@ class Trainer:
         for index, batch in enumerate(self.train_loader):
             skipped.extend(batch["skipped"])
             last = index == len(self.train_loader) - 1
-            if batch["clips"] is not None:
+            # A batch that some rank could not read at all is skipped by every rank, before the forward
+            # pass: its collectives (DDP, synchronised batch norm) need every rank.
+            if all_sum([float(batch["clips"] is None)])[0] == 0:
                 clips = clips_to_device(batch["clips"], self.device)
                 labels = batch["labels"].to(self.device, non_blocking=True)
                 with autocast(self.device, settings.precision):
                     logits = model(clips)
                     loss = objective_loss(logits, labels, self.heads, settings.label_smoothing)
                 n, value = len(labels), loss.item()  # one device sync per batch
-                if self._finite(value, epoch, done_before + index):
-                    self.scaler.scale(loss / settings.accumulate).backward()
-                    total_loss += value * n
-                    correct += int(objective_correct(logits, labels, self.heads).sum())
-                    seen += n
-                    pending += 1
-                    pending_loss += value * n
-                    pending_clips += n
+            else:
+                n, value = 0, math.nan
+            if n and self._finite(value, epoch, done_before + index):
+                self.scaler.scale(loss / settings.accumulate).backward()
+                total_loss += value * n
+                correct += int(objective_correct(logits, labels, self.heads).sum())
+                seen += n
+                pending += 1
+                pending_loss += value * n
+                pending_clips += n
             if pending and (pending == settings.accumulate or last):
                 self._optimizer_step()
                 self.state.step += 1
