@@ -76,3 +76,10 @@ def test_paths_with_spaces_and_non_ascii_characters(cli, tiny_dataset, workdir):
     cli("train", "--dataset", "synthetic", "--epochs", "1", "--experiment", "unicode ñ", *TRAIN_FLAGS)
     cli("test", "--experiment", "unicode ñ", "--report", workdir / "rapport é.json")
     assert read_report(workdir / "rapport é.json").metrics["clips"] > 0
+
+
+def test_outputs_path_that_is_a_file(cli, annotated, workdir, monkeypatch):
+    (workdir / "not-a-folder").write_text("a file where the outputs folder should be")
+    monkeypatch.setenv("ACTCLI_PATHS__OUTPUTS", str(workdir / "not-a-folder"))
+    line = cli.fails("train", "--dataset", "synthetic", "--root", annotated, "--epochs", "1", *TRAIN_FLAGS)
+    assert "not-a-folder" in line and "paths.outputs" in line

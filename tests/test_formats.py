@@ -79,6 +79,10 @@ def test_hmdb51_official_splits(cli, workdir):
     splits = result["splits"]
     assert len(splits["test"]) == 6 and len(splits["train"]) + len(splits["val"]) == 9  # tag 0 unused
     assert sorted(result["labels"]["name"]) == sorted(m.lower() for m in MOTIONS) and result["test"]["clips"] == 6
+    cli("annotate", "--dataset", "hmdb51", "--fold", "0")  # actcli's own split: clips of one source video together
+    own = pd.concat([pd.read_csv(workdir / "annotations" / "hmdb51" / f"{s}.csv").assign(split=s)
+                     for s in ("train", "val", "test")])
+    assert len(own) == 18 and (own.groupby("group")["split"].nunique() == 1).all() and own["group"].nunique() == 9
 
 
 @pytest.mark.parametrize("flat", [False, True])
@@ -148,6 +152,8 @@ def test_your_own_list_with_clip_times_and_groups(cli, workdir, kind):
     splits = result["splits"]
     assert _no_shared_groups(splits) and sum(len(t) for t in splits.values()) == 12
     assert {"start", "end"} <= set(splits["train"].columns) and result["test"]["clips"] == len(splits["test"])
+    line = cli.fails("train", "--dataset", "list", "--freeze", "backbone", "--no-augment", *TRAIN_FLAGS)
+    assert "start/end" in line  # one cached feature per file cannot serve clips cut from it
     listing.write_text(listing.read_text().replace("takes/MoveUp_3.mp4", "takes/gone.mp4"))
     line = cli.fails("annotate", "--dataset", "list", "--root", root, "--list", listing)
     assert "gone.mp4" in line and "line" in line

@@ -105,3 +105,23 @@ def test_nonfinite_loss_stops_with_the_step_or_is_skipped_and_counted(cli, annot
     assert metrics["nonfinite_steps"] >= 2 and metrics["epochs"] == 2
     weights = load_file(_run_dir(workdir, "skipping") / "checkpoints" / "last.pt")["state_dict"]
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_nproc_run_stops_cleanly_on_sigterm(annotated, workdir):
+    """--nproc: the launcher asks the workers to stop through a file (torchrun would kill them 30 s
+    after a signal); they save, the launcher exits 143, and no process or temporary file is left."""
+    process = subprocess.Popen([*PYTHON_ACTCLI, "train", *SLOW, "--epochs", "50", "--nproc", "2", "--experiment",
+                                "nproc-stop"], cwd=workdir, env=clean_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(workdir.glob("outputs/runs/nproc-stop/*/tensorboard/*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, out + err
+    assert "stopped by SIGTERM after epoch" in " ".join(err.split())  # rank 0's line: what was saved
+    report = read_report(_run_dir(workdir, "nproc-stop") / "report-train.json").metrics
+    assert report["interrupted"] == "SIGTERM"
+    left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "nproc-stop" not in left and "actcli-nproc" not in left

@@ -18,9 +18,9 @@ from typing import IO, Any
 from actcli.errors import UserError
 
 # A failed write that the user fixes with space or permissions: disk full, quota, file size limit,
-# read-only file system, no permission, a path component that is a file, a name too long.
+# read-only file system, no permission, a path component that is a file (EEXIST from mkdir), a name too long.
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
-                errno.EISDIR, errno.ENAMETOOLONG}
+                errno.EISDIR, errno.ENAMETOOLONG, errno.EEXIST}
 
 
 def _umask() -> int:

@@ -27,7 +27,11 @@ def new_run_dir(outputs: Path, experiment: str, now: datetime | None = None) -> 
     while candidate.exists():
         n += 1
         candidate = base / f"{stamp}-{n}"
-    candidate.mkdir(parents=True)
+    try:
+        candidate.mkdir(parents=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run folder {candidate}: {exc.strerror or exc}; set paths.outputs "
+                        "(ACTCLI_PATHS__OUTPUTS) to a writable folder") from None
     return candidate
 
 

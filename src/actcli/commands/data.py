@@ -157,9 +157,7 @@ def annotate(
         raise UserError("--split takes three non-negative numbers, e.g. --split 70 15 15")
     info = dataset_info(settings.data.dataset)
     root = resolve_root(settings.paths.outputs, info.name, settings.data.root)
-    options = options or Options()
-    fmt = "folder" if options.fold == 0 and info.class_folders else info.format  # --fold 0: actcli's own split
-    read = get_format(fmt).read(root, options)
+    read = get_format(info.format).read(root, options or Options())
     if read.missing:
         ui.warn(f"{len(read.missing)} listed video(s) missing (first: {read.missing[0]}): left out")
     if read.table.empty:

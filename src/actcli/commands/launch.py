@@ -13,10 +13,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from actcli import console as ui
-from actcli.engine.interrupt import EXIT_CODES
+from actcli.engine.interrupt import EXIT_CODES, REPEAT_S, STOP_FILE_ENV
 from actcli.errors import UserError
 from actcli.settings import Settings, to_toml
 
@@ -40,23 +41,31 @@ def torchrun_command(command: str, config: Path, nproc: int, args: list[str]) ->
             "-m", "actcli", command, "--config", str(config), *args]
 
 
-def _run_forwarding_signals(command: list[str]) -> tuple[int, str | None]:
-    """Run ``command`` and wait; SIGINT and SIGTERM sent to this process are passed on to it (torchrun
-    then stops its workers, which save and exit cleanly, see :mod:`actcli.engine.interrupt`) instead
-    of orphaning them. Returns the exit status and the name of the signal received, if any."""
-    process = subprocess.Popen(command)
-    received: list[str] = []
+def _run_with_stop_file(command: list[str], stop_file: Path) -> tuple[int, str | None]:
+    """Run ``command`` (torchrun) in its own session and wait. The first SIGINT, SIGTERM or SIGHUP
+    to this process writes its name to ``stop_file``, which the workers check after every step
+    (:mod:`actcli.engine.interrupt`): they save and exit on their own. A second signal, 2 s or
+    more later, terminates torchrun. Returns the exit status and the first signal's name, if any."""
+    process = subprocess.Popen(command, env={**os.environ, STOP_FILE_ENV: str(stop_file)}, start_new_session=True)
+    received: list[tuple[str, float]] = []
 
-    def forward(number: int, _frame: object) -> None:
-        received.append(signal.Signals(number).name)
-        process.send_signal(number)
+    def on_signal(number: int, _frame: object) -> None:
+        if not received:
+            received.append((signal.Signals(number).name, time.monotonic()))
+            stop_file.write_text(received[0][0])
+            ui.errors.print(f"{received[0][0]}: the processes stop after their current step and save; "
+                            "send it again to stop at once")
+        elif time.monotonic() - received[0][1] >= REPEAT_S:
+            process.terminate()
 
-    previous = {number: signal.signal(number, forward) for number in (signal.SIGINT, signal.SIGTERM)}
+    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, on_signal) for number in numbers}
     try:
-        return process.wait(), (received[0] if received else None)
+        return process.wait(), (received[0][0] if received else None)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+        stop_file.unlink(missing_ok=True)
 
 
 def launch(command: str, settings: Settings, sources: dict[str, str], nproc: int, args: list[str]) -> None:
@@ -70,7 +79,8 @@ def launch(command: str, settings: Settings, sources: dict[str, str], nproc: int
         with os.fdopen(fd, "w") as handle:
             handle.write(to_toml(chosen_settings(settings, sources)))
         ui.console.print(f"launching {nproc} processes with torchrun")
-        code, stopped_by = _run_forwarding_signals(torchrun_command(command, config, nproc, args))
+        code, stopped_by = _run_with_stop_file(torchrun_command(command, config, nproc, args),
+                                               config.with_suffix(".stop"))
     finally:
         config.unlink(missing_ok=True)
     if stopped_by is not None:

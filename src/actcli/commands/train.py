@@ -7,6 +7,7 @@ resized frames from the clip cache (:mod:`actcli.data.clip_cache`).
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from actcli.data.clip_cache import EVAL_VIEW, TRAIN_VIEW, ClipCache, fill_clip_c
 from actcli.data.datasets import VideoClipDataset, make_loader
 from actcli.ek100.dataset import HEADS
 from actcli.engine import distributed
-from actcli.engine.interrupt import EXIT_CODES, StopRequest
+from actcli.engine.interrupt import EXIT_CODES, STOP_FILE_ENV, StopRequest
 from actcli.engine.recipe import check_precision
 from actcli.engine.sync_batchnorm import convert_sync_batchnorm
 from actcli.engine.train import Trainer
@@ -90,7 +91,9 @@ def train(settings: Settings, resume: str | None = None) -> Path:
         where = f"epoch {metrics.epochs}" + (f" and {metrics.batches_done} batch(es) of the next" if
                                              metrics.batches_done else "")
         raise UserError(f"stopped by {metrics.interrupted} after {where}; {run_dir / LAST} and the report are saved. "
-                        f"Resume with: actcli train --resume {run_dir}", EXIT_CODES.get(metrics.interrupted, 1))
+                        f"Resume with: actcli train --resume {run_dir}",
+                        # under --nproc the launcher gives the status; 0 here keeps torchrun from reporting a failure
+                        0 if os.environ.get(STOP_FILE_ENV) else EXIT_CODES.get(metrics.interrupted, 1))
     return run_dir
 
 
@@ -167,6 +170,9 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     trained: torch.nn.Module = model
     clip_cache = None
     if settings.model.freeze == "backbone" and not augment:
+        if any(any(getattr(d, "windows", [])) for d in (train_set, val_set)):
+            raise UserError("the backbone-feature cache holds one feature per file, and these clips are cut from "
+                            "longer files (start/end): drop --no-augment, or --freeze backbone")
         loaders = _feature_loaders(settings, model, loaders, device)
         trained = model.head
     elif settings.data.cache_clips:
@@ -254,7 +260,9 @@ def _feature_loaders(settings: Settings, model, loaders: list, device: torch.dev
             cached = len(videos) - computed
             ui.console.print(f"backbone features: {cached} cached, {computed} computed ({cache.folder})")
             feature_set = FeatureDataset(features[keep], [dataset.labels[i] for i in keep])
-            out.append(make_loader(feature_set, settings.train.batch_size, 0, shuffle, settings.train.seed))
+            sampler = distributed.train_sampler(feature_set, settings.train.seed) if shuffle else None
+            out.append(make_loader(feature_set, settings.train.batch_size, 0, shuffle, settings.train.seed,
+                                   sampler=sampler))
     return out
 
 

@@ -6,9 +6,10 @@ Two stores, chosen by what ``--features PATH`` is:
   time ``r / fps`` (``<features>/<video path without suffix>.npy`` for folder datasets,
   ``<features>/<video_id>.npy`` for EK100);
 * an LMDB environment (a folder holding ``data.mdb``) in RULSTM's layout: key
-  ``<video>_frame_<10 digits>.jpg``, value the raw ``float32`` bytes of one frame's features,
-  frame number ``floor(t * fps)`` counted from 1, at RULSTM's 30 fps. As in RULSTM, a time
-  before the first frame reads frame 1.
+  ``<video>_frame_<10 digits>.jpg`` (``<video>``: the EK100 video id, or for folder datasets the
+  path without suffix, e.g. ``Basketball/v_Basketball_g01_c01``), value the raw ``float32``
+  bytes of one frame's features, frame number ``floor(t * fps)`` counted from 1, at RULSTM's
+  30 fps. As in RULSTM, a time before the first frame reads frame 1.
 
 Times map to rows with ``floor(t * fps)``, so a time never reads features of a frame that
 starts after it (anticipation and early prediction stay honest).
@@ -67,9 +68,9 @@ class FeatureStore:
             with lmdb.open(str(self.path), readonly=True, lock=False, readahead=False) as env, env.begin() as txn:
                 values = []
                 for frame in rows:
-                    raw = txn.get(lmdb_key(Path(video).name, frame))
+                    raw = txn.get(lmdb_key(video, frame))
                     if raw is None:
-                        raise DecodeError(f"{self.path} has no key {lmdb_key(Path(video).name, frame).decode()}")
+                        raise DecodeError(f"{self.path} has no key {lmdb_key(video, frame).decode()}")
                     values.append(np.frombuffer(raw, dtype=np.float32))
             return torch.from_numpy(np.stack(values))
         file = self.path / f"{video}.npy"

@@ -69,6 +69,11 @@ def start(device: torch.device) -> torch.device:
         return device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            from actcli.errors import UserError
+
+            raise UserError(f"{os.environ.get('LOCAL_WORLD_SIZE', local_rank + 1)} processes per machine need as many "
+                            f"GPUs; this machine has {torch.cuda.device_count()}. Lower --nproc or use --device cpu")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -8,13 +8,19 @@ because every write is atomic (:mod:`actcli.fileio`). DataLoader workers ignore 
 (:func:`actcli.data.datasets.seed_worker`), so a Ctrl-C in the terminal, which reaches the whole
 process group, cannot kill a worker mid-batch. Under torchrun the decision is collective: a
 signal seen by any rank stops every rank after the same step.
+
+``--nproc`` runs torchrun in its own session and asks for a stop through a file
+(:data:`STOP_FILE_ENV` names it) instead of a signal: torchrun answers signals by killing its
+workers 30 s later, which may be before they have saved.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 from actcli.engine.distributed import all_sum
@@ -22,6 +28,7 @@ from actcli.engine.distributed import all_sum
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + signal number
 REPEAT_S = 2.0  # a second signal sooner than this after the first is the same request
+STOP_FILE_ENV = "X_ACTCLI_STOP_FILE"  # set by --nproc (not ACTCLI_*: those are settings); names the stop file
 
 
 class StopRequest:
@@ -50,5 +57,9 @@ class StopRequest:
             raise KeyboardInterrupt  # asked again: stop now
 
     def requested(self) -> bool:
-        """Whether this process (or, under torchrun, any process) received a stop signal."""
+        """Whether this process (or, under torchrun, any process) received a stop signal, or the
+        ``--nproc`` launcher asked for a stop through its file."""
+        stop_file = os.environ.get(STOP_FILE_ENV)
+        if self.signal_name is None and stop_file and Path(stop_file).is_file():
+            self.signal_name = Path(stop_file).read_text().strip() or "SIGTERM"
         return all_sum([float(self.signal_name is not None)])[0] > 0

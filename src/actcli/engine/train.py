@@ -79,7 +79,8 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    batches_done: int = 0  # of epoch ``epoch + 1``, when a run was stopped mid-epoch
+    batches_done: int = 0  # of epoch ``epoch + 1``, when a run was stopped mid-epoch, per process
+    world_size: int = 1  # processes that trained those batches
     nonfinite_steps: int = 0  # batches skipped for a NaN or infinite loss (skip_nonfinite)
 
 
@@ -172,7 +173,8 @@ class Trainer:
         if all_sum([float(not math.isfinite(value))])[0] == 0:
             return True
         if not self.settings.skip_nonfinite:
-            raise UserError(f"the loss is not finite ({value}) at step {self.state.step + 1} (epoch {epoch}, batch "
+            where = f"({value})" if not math.isfinite(value) else "(on another process)"
+            raise UserError(f"the loss is not finite {where} at step {self.state.step + 1} (epoch {epoch}, batch "
                             f"{batch + 1}); training stopped, checkpoints written before are kept. Lower --lr, check "
                             "the inputs, or pass --skip-nonfinite to skip such batches")
         self.state.nonfinite_steps += 1
@@ -213,7 +215,7 @@ class Trainer:
             if pending and (pending == settings.accumulate or last):
                 self._optimizer_step()
                 self.state.step += 1
-                self.state.batches_done = done_before + index + 1
+                self.state.batches_done, self.state.world_size = done_before + index + 1, world().size
                 on_step(pending_loss / pending_clips, pending_clips)
                 pending, pending_loss, pending_clips = 0, 0.0, 0
                 if stop is not None and not last and stop.requested():
@@ -264,7 +266,10 @@ class Trainer:
             started = time.perf_counter()
             seed_epoch(seed, epoch, self.train_loader)
             if isinstance(self.train_loader.sampler, EpochSampler):  # resumed mid-epoch: the clips not trained on
-                self.train_loader.sampler.skip = state.batches_done * (self.train_loader.batch_size or 1)
+                # Ranks shard one permutation (rank r takes r, r + N, ...), so the clips done so far are its first
+                # batches_done x batch x N_then entries, whatever the number of processes now.
+                done = state.batches_done * (self.train_loader.batch_size or 1) * state.world_size
+                self.train_loader.sampler.skip = math.ceil(done / world().size)
             lr = self.optimizer.param_groups[0]["lr"]
             batch_task = progress.add_task(f"epoch {epoch}", total=len(self.train_loader)) if progress else None
             clock = [time.perf_counter()]

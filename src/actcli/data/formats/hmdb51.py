@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from actcli.data.annotate import find_class_root
+from actcli.data.annotate import find_class_root, scan_folder_tree
 from actcli.data.formats import Annotated, Format, Options, find_list
 from actcli.errors import UserError
 
@@ -22,9 +22,18 @@ TAGS = {"1": "train", "2": "test"}
 _SPLIT_FILE = re.compile(r"^(?P<label>.+)_test_split(?P<fold>[123])\.txt$")
 
 
+def source_video(clip_name: str) -> str:
+    """The group of an HMDB51 clip: its name without the trailing ``_<n>`` (clips of one source video)."""
+    return re.sub(r"_\d+$", "", Path(clip_name).stem)
+
+
 def read(root: Path, options: Options) -> Annotated:
+    if options.fold == 0:  # actcli's own split of the class folders, grouped by source video
+        table = scan_folder_tree(root)
+        table["group"] = table["path"].map(source_video)
+        return Annotated(table[["path", "label", "group"]], sorted(table["label"].unique()))
     if options.fold not in (1, 2, 3):
-        raise UserError(f"HMDB51 has official splits 1, 2 and 3; got --fold {options.fold}")
+        raise UserError(f"HMDB51 has official splits 1, 2 and 3 (0: actcli's own split); got --fold {options.fold}")
     class_root = find_class_root(root)
     first = find_list(root, options, (f"*_test_split{options.fold}.txt",), "HMDB51's split files")
     files = sorted(first.parent.glob(f"*_test_split{options.fold}.txt"))
@@ -44,8 +53,7 @@ def read(root: Path, options: Options) -> Annotated:
             if not (class_root / rel).is_file():
                 missing.append(rel)
                 continue
-            group = re.sub(r"_\d+$", "", Path(parts[0]).stem)
-            rows.append({"path": rel, "label": label, "group": group, "split": TAGS[parts[1]]})
+            rows.append({"path": rel, "label": label, "group": source_video(parts[0]), "split": TAGS[parts[1]]})
     return Annotated(pd.DataFrame(rows, columns=["path", "label", "group", "split"]), classes, missing)
 
 

@@ -41,8 +41,12 @@ def read_list(path: Path) -> list[str]:
 
 
 def read(root: Path, options: Options) -> Annotated:
+    if options.fold == 0:  # actcli's own group-aware split of the class folders (UCF groups, _gNN_)
+        from actcli.data.formats import folder
+
+        return folder.read(root, options)
     if options.fold not in (1, 2, 3):
-        raise UserError(f"UCF101 has official folds 1, 2 and 3; got --fold {options.fold}")
+        raise UserError(f"UCF101 has official folds 1, 2 and 3 (0: actcli's own split); got --fold {options.fold}")
     class_root = find_class_root(root)
     index = find_list(root, options, ("classInd.txt",), "UCF101's class index")
     classes, folder = read_class_index(index), index.parent
