@@ -20,7 +20,7 @@ from actcli.data.transforms import eval_transform, motion_transform
 from actcli.data.video import ClipSpec
 from actcli.ek100.annotations import frames_fps
 from actcli.ek100.dataset import Ek100Dataset
-from actcli.ek100.media import flow_path, time_to_flow_index
+from actcli.ek100.media import flow_path, read_flow_at, time_to_flow_index
 from actcli.models.multimodal import MultiModalModel, build_any
 from actcli.report import read_report
 
@@ -128,6 +128,9 @@ def test_ek100_flow_frames_and_lmdb_features(tmp_path):
         assert sample["flow_indices"] == [time_to_flow_index(t, fps) for t in times]
         # flow frame k comes from RGB frames 2k and 2k+1: both start before the time they stand for
         assert all((2 * k + 1) / fps <= max(t, 1 / fps) for k, t in zip(sample["flow_indices"], times, strict=True))
+    # In a video's first 1/fps s no flow frame lies wholly in the past: no motion is read, not flow frame 0.
+    early, _ = read_flow_at(tmp_path / "media", rows["video_id"][0], [0.005, 1.0])
+    assert (early[0] == 128).all() and (early[1, 0] == 255).all()
 
 
 def test_weighted_fusion_learns_weights_and_features_model_reloads(tmp_path):

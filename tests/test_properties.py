@@ -76,7 +76,7 @@ def test_segment_times_and_frames_never_pass_the_end_of_the_window(start, length
     for t in times:
         assert time_to_index(t, fps) / fps <= t  # the frame read starts at or before t
         k = time_to_flow_index(t, fps)
-        assert (2 * k + 1) / fps <= max(t, 1 / fps) + 1e-9  # both RGB frames behind flow frame k start by t
+        assert (2 * k + 1) / fps <= max(t, 1 / fps) + 1e-9  # flow frame k: its RGB frames start by t
 
 
 @FAST

@@ -9,7 +9,8 @@ Optical flow (the ``motion`` modality) comes from the released ``flow_frames``:
 ``<root>/<P01>/flow_frames/<P01_01>/{u,v}/frame_0000000001.jpg``, TV-L1 flow at half the RGB
 rate, flow frame ``k`` (0-based) computed from RGB frames ``2k`` and ``2k + 1``. A time ``t``
 reads flow frame ``floor((t * fps - 1) / 2)``, the newest whose second RGB frame starts at or
-before ``t``, so flow never looks past ``t`` either.
+before ``t``, so flow never looks past ``t`` either; in a video's first ``1 / fps`` seconds, where
+no such flow frame exists, it reads no motion.
 
 A time ``t`` (seconds) maps to the frame shown at ``t``: index ``floor(t * fps)`` (0-based;
 frame file ``index + 1``). A frame covers ``[index / fps, (index + 1) / fps)``, so a time
@@ -116,9 +117,10 @@ def read_flow_at(root: Path, video_id: str, times: Sequence[float]) -> tuple[tor
 
     Raises DecodeError naming the first missing or unreadable JPEG.
     """
-    indices = [time_to_flow_index(t, frames_fps(video_id)) for t in times]
+    fps = frames_fps(video_id)
+    indices = [time_to_flow_index(t, fps) for t in times]
     pairs = []
-    for index in indices:
+    for t, index in zip(times, indices, strict=True):
         planes = []
         for channel in ("u", "v"):
             path = flow_path(root, video_id, channel, index)
@@ -128,5 +130,8 @@ def read_flow_at(root: Path, video_id: str, times: Sequence[float]) -> tuple[tor
                 planes.append(decode_jpeg(read_file(str(path)), mode=ImageReadMode.GRAY)[0])
             except RuntimeError as exc:
                 raise DecodeError(f"cannot decode {path}: {exc}") from None
-        pairs.append(torch.stack(planes))
+        flow = torch.stack(planes)
+        if (2 * index + 1) / fps > t:  # the first 1/fps s: flow frame 0 would show the next frame; no motion
+            flow = torch.full_like(flow, 128)
+        pairs.append(flow)
     return torch.stack(pairs), indices
