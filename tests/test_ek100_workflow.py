@@ -77,12 +77,14 @@ def test_annotate_uses_the_official_train_file_when_present(cli, workdir):
     validation = pd.read_csv(official / "EPIC_100_validation.csv", dtype=str)
     validation[validation["participant_id"] == "P01"].to_csv(official / "EPIC_100_train.csv", index=False)
     out = cli("annotate", "--dataset", "ek100", "--official", official, "--participants", "P01,P18",
-              "--max-segments", "5").output
+              "--max-segments", "250").output
     assert "splitting" not in out
     folder = workdir / "annotations" / "ek100"
     splits = {s: pd.read_csv(folder / f"{s}.csv") for s in ("train", "val", "test", "challenge")}
-    assert set(splits["train"]["participant_id"]) == {"P01"} and len(splits["train"]) == 5
-    assert set(splits["val"]["participant_id"]) == {"P01", "P18"} and splits["val"].equals(splits["test"])
+    # val: every 10th official train video (P01_11 of P01_11-14), held out; test: the official validation file
+    assert set(splits["val"]["video_id"]) == {"P01_11"} and "P01_11" not in set(splits["train"]["video_id"])
+    assert len(splits["train"]) + len(splits["val"]) == 250 and set(splits["train"]["participant_id"]) == {"P01"}
+    assert set(splits["test"]["participant_id"]) == {"P01", "P18"} and len(splits["test"]) == 250 + 50
     assert (splits["challenge"]["verb_class"] == -1).all()
     assert len(pd.read_csv(folder / "labels.csv")) == 397
 

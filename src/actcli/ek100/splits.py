@@ -64,6 +64,19 @@ def _windows(table: pd.DataFrame, spec: TaskSpec) -> tuple[pd.DataFrame, int, in
     return kept.assign(start_s=kept["obs_start_s"], stop_s=kept["obs_stop_s"]), clipped, dropped
 
 
+def held_out_val(train: pd.DataFrame, warn) -> dict[str, pd.DataFrame]:
+    """``train`` and ``val`` from the official train segments: every 10th video (sorted ids) is held out
+    for choosing checkpoints, so the official validation file stays an untouched test split. With a
+    single video there is nothing to hold out: val is then that video too, with a warning."""
+    videos = sorted(train["video_id"].unique())
+    if len(videos) < 2:
+        warn(f"the selected train segments come from one video ({videos[0] if videos else 'none'}): val repeats "
+             "train; select more (--participants, --max-segments) for a held-out val")
+        return {"train": train, "val": train}
+    held = set(videos[::10])
+    return {"train": train[~train["video_id"].isin(held)], "val": train[train["video_id"].isin(held)]}
+
+
 def write_ek100_splits(official: Path, folder: Path, spec: TaskSpec, participants: list[str] | None = None,
                        max_segments: int | None = None, warn=print) -> dict[str, dict[str, int]]:
     """Write the split files (module docstring); per split: segments, windows clipped, segments dropped."""
@@ -74,7 +87,7 @@ def write_ek100_splits(official: Path, folder: Path, spec: TaskSpec, participant
     validation = _select(load_segments(official / FILES["validation"]), participants, max_segments)
     if (official / FILES["train"]).is_file():
         train = _select(load_segments(official / FILES["train"]), participants, max_segments)
-        splits = {"train": train, "val": validation, "test": validation}
+        splits = {**held_out_val(train, warn), "test": validation}
     else:
         warn(f"{official / FILES['train']} not found: splitting the validation segments by participant "
              "into train/val/test (for small runs; no participant is in two splits)")
