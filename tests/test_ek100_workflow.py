@@ -36,6 +36,7 @@ def test_annotate_train_test_score(cli, workdir, task, kind):
     history = read_report(run / "report-train.json").metrics["history"]
     assert 9.0 < history[0]["train_loss"] < 12.0  # two cross-entropies of ~log(97) + log(300) = 10.3 at the start
 
+    assert "drop --observe" in cli.fails("test", "--root", media, "--experiment", "ek", "--observe", "0.5")
     cli("test", "--root", media, "--experiment", "ek", "--sls", "2", "3", "4")
     submission = json.loads((run / f"submission-{task}-test.json").read_text())
     assert submission["version"] == "0.2" and submission["challenge"] == f"action_{task}"

@@ -143,6 +143,10 @@ def _test(settings: Settings, sources: dict[str, str], weights: Path | None, exp
     if source.dataset == "ek100":
         from actcli.commands.ek100 import test_ek100
 
+        if settings.test.observe or settings.test.views != "1x1":
+            raise UserError("EK100 tests each segment (or anticipation window) as annotated, one clip of --frames "
+                            "times: drop --observe / --views (early windows: annotate --task anticipation --tau-o)")
+
         prepared, _ = prepare_for_inference(model, device, inference_precision(settings.test.precision, device))
         return test_ek100(settings, prepared, checkpoint, weights, source, device)
     split = settings.test.split
