@@ -135,6 +135,9 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
         train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings),
                                  observe=observe, inputs=inputs)
         val_set = clip_dataset(source, "val", spec, training=False, inputs=inputs)
+        if cached and any(any(d.windows) for d in (train_set, val_set)):
+            raise UserError("the training caches (--cache-clips, --freeze backbone --no-augment) hold whole files, "
+                            "and these clips are cut from longer files (start/end): drop them")
         for name, dataset in (("train", train_set), ("val", val_set)):
             if dataset.silent_videos:
                 ui.warn(f"{len(dataset.silent_videos)} {name} video(s) have no sound (first: "
@@ -170,9 +173,6 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     trained: torch.nn.Module = model
     clip_cache = None
     if settings.model.freeze == "backbone" and not augment:
-        if any(any(getattr(d, "windows", [])) for d in (train_set, val_set)):
-            raise UserError("the backbone-feature cache holds one feature per file, and these clips are cut from "
-                            "longer files (start/end): drop --no-augment, or --freeze backbone")
         loaders = _feature_loaders(settings, model, loaders, device)
         trained = model.head
     elif settings.data.cache_clips:

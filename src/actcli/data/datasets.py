@@ -178,9 +178,7 @@ class VideoClipDataset(Dataset):
 
         Training: ``frames`` consecutive stride-grid frames from a random grid position.
         """
-        if self.clip_cache is None or any(self.windows):  # the cache holds whole files
-            return None
-        stored = self.clip_cache.get(path, TRAIN_VIEW if self.training else EVAL_VIEW)
+        stored = self.clip_cache.get(path, TRAIN_VIEW if self.training else EVAL_VIEW) if self.clip_cache else None
         if stored is None:
             return None
         if not self.training:

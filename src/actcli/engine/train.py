@@ -284,7 +284,7 @@ class Trainer:
 
             stats = self.train_one_epoch(on_step, stop, epoch)
             if stats.interrupted:
-                interrupted = stop.signal_name if stop is not None else "stop"
+                interrupted = stop.signal_name or "stop"
                 save("last", self.eval_model.state_dict(), {"epoch": state.epoch, "interrupted": interrupted,
                                                             "training": self.state_dict()})
                 writer.flush()

@@ -51,19 +51,25 @@ class Format:
 
 
 def find_list(root: Path, options: Options, names: tuple[str, ...], what: str) -> Path:
-    """The first of ``names`` in ``options.lists`` (a folder) or anywhere under ``root``; a UserError
-    naming ``what`` and ``--official`` if none exists."""
+    """The first of ``names`` in ``options.lists`` (a folder, searched recursively), else anywhere under
+    ``root`` or in a folder beside it (``data/UCF-101`` + ``data/ucfTrainTestlist``); a UserError naming
+    ``what`` and ``--official`` if none exists."""
     from actcli.errors import UserError
 
     if options.lists is not None and options.lists.is_file():
         return options.lists
-    places = [options.lists] if options.lists is not None else [root, root.parent]
-    for place in places:
-        for name in names:
-            hits = sorted(place.rglob(name)) if place.is_dir() else []
-            if hits:
-                return hits[0]
-    raise UserError(f"{what} ({names[0]}) not found under {places[0]}; pass the folder holding the official files "
+    if not root.is_dir():
+        raise UserError(f"dataset root {root} not found; pass the folder holding the videos with --root")
+    if options.lists is not None:
+        searches = [options.lists.rglob(n) for n in names] if options.lists.is_dir() else []
+    else:
+        searches = [found for n in names for found in (root.rglob(n), root.parent.glob(f"*/{n}"))]
+    for found in searches:
+        hits = sorted(found)
+        if hits:
+            return hits[0]
+    where = options.lists or root
+    raise UserError(f"{what} ({names[0]}) not found under {where}; pass the folder holding the official files "
                     "with --official")
 
 

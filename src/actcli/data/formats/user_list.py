@@ -11,7 +11,6 @@ group-aware split) optional. Relative paths are resolved against ``--root``. Pas
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -75,11 +74,8 @@ def read(root: Path, options: Options) -> Annotated:
     if absent:
         raise UserError(f"{path} line {absent[0][0]}: {root / absent[0][1]} not found ({len(absent)} listed file(s) "
                         "missing); paths are relative to --root")
-    if "group" not in table.columns:
-        table["group"] = table["path"]
-    table["group"] = [g if isinstance(g, str) or not (isinstance(g, float) and math.isnan(g)) else p
-                      for g, p in zip(table["group"], table["path"], strict=True)]
-    table["group"] = table["group"].astype(str)
+    groups = table["group"] if "group" in table.columns else table["path"]
+    table["group"] = groups.where(groups.notna(), table["path"]).astype(str)  # no group: the file is one
     keep = ["path", "label", "group", *[c for c in ("start", "end", "split") if c in table.columns]]
     return Annotated(table[keep].reset_index(drop=True), sorted(table["label"].unique()))
 
