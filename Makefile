@@ -9,8 +9,9 @@ DEMO_FLAGS := --dataset synthetic --root $(DEMO_DATA)
 .PHONY: install demo test lint clean-demo ffmpeg-libs
 
 # torchcodec (the faster decoder) needs FFmpeg's shared libraries; without them actcli decodes with PyAV.
+# The tests also use the ffmpeg command (libxvid) to write DivX/XviD AVIs as UCF and HMDB51 ship them.
 ffmpeg-libs:
-	@if ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so'; then :; \
+	@if ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so' && command -v ffmpeg >/dev/null; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null); \

@@ -63,6 +63,49 @@ def official_mean_topk_recall(rankings, labels, k=5):
         idx = labels == c
         recalls.append(official_topk_accuracy(rankings[idx], labels[idx], ks=(k,))[0])
     return np.mean(recalls)
+
+
+# --- verbatim from epic-kitchens/C1-Action-Recognition utils/scoring.py (the same in C3's evaluator)
+def official_scores_dict_to_ranks(scores):
+    ranks = []
+    for score in scores:
+        class_ids = np.array(list(score.keys()))
+        score_array = np.array([score[class_id] for class_id in class_ids])
+        ranks.append(class_ids[np.argsort(score_array)[::-1]])
+    return np.array(ranks)
+
+
+def official_action_ranks(verb_scores, noun_scores):
+    """C1 evaluate.py ``main`` (and C3 ``convert_results`` for a file without ``action``), verbatim
+    but for the names: the kept actions go into a dict, which ``scores_dict_to_ranks`` ranks."""
+    (verbs, nouns), _scores = official_compute_action_scores(verb_scores, noun_scores, top_n=100)
+    action = [
+        {verb * 1000 + noun: score for verb, noun, score in zip(segment_verbs, segment_nouns, segment_score)}  # noqa: B905
+        for segment_verbs, segment_nouns, segment_score in zip(verbs, nouns, _scores)  # noqa: B905
+    ]
+    return official_scores_dict_to_ranks(action)
+
+
+# --- verbatim from epic-kitchens/C3-Action-Anticipation evaluate_anticipation_json_ek100.py (exceptions simplified)
+class OfficialValidationError(Exception):
+    pass
+
+
+def official_validate_submission_challenge(submission, supported_challenges):
+    if "challenge" not in submission.keys():  # noqa: SIM118
+        raise OfficialValidationError("challenge")
+    if submission["challenge"] not in supported_challenges:
+        raise OfficialValidationError(supported_challenges, submission["challenge"])
+
+
+def official_validate_supervision_level(submission):
+    sls_properties = ["sls_pt", "sls_tl", "sls_td"]
+    for property in sls_properties:
+        if property not in submission:
+            raise OfficialValidationError(property)
+    for property in sls_properties:
+        if not (0 <= submission[property] <= 5):
+            raise OfficialValidationError(submission["sls_pt"], submission["sls_tl"], submission["sls_td"])
 # --- end of the official code
 
 
@@ -257,3 +300,93 @@ def test_download_ek100_annotations_from_a_folder_checks_every_file(cli, workdir
     line = cli.fails("download", "ek100-annotations", "--from", broken, "--dest", workdir / "other")
     assert FILES["verbs"] in line and "97" in line
     assert "lacks" in cli.fails("download", "ek100-annotations", "--from", workdir / "outputs")
+
+
+def _without_actions(submission: dict) -> dict:
+    """``submission`` with every segment's ``action`` scores dropped."""
+    results = {n: {k: v for k, v in entry.items() if k != "action"} for n, entry in submission["results"].items()}
+    return {**submission, "results": results}
+
+
+def test_tied_actions_rank_as_the_official_evaluators(tmp_path):
+    """Without ``action`` scores, the kept actions are ranked as C1 ``evaluate.py`` / C3
+    ``convert_results`` do: the 100 best products go into a ``{action_id: score}`` dict and
+    ``_scores_dict_to_ranks`` sorts it again (``np.argsort(score_array)[::-1]``), which reverses
+    tied actions. All-zero rows, rows with many ties and rows without ties."""
+    rng = np.random.default_rng(4)
+    verbs = np.concatenate([np.zeros((2, 97)), rng.integers(0, 3, (6, 97)), rng.normal(size=(4, 97))])
+    nouns = np.concatenate([np.zeros((2, 300)), rng.integers(0, 3, (6, 300)), rng.normal(size=(4, 300))])
+    ids = [f"P01_11_{i}" for i in range(len(verbs))]
+    expected = official_action_ranks(verbs, nouns)
+    for task in ("recognition", "anticipation"):
+        write_submission(_without_actions(make_submission(task, ids, verbs, nouns)), tmp_path / f"{task}.json")
+        assert np.array_equal(read_submission(tmp_path / f"{task}.json", ids).action_ids, expected)
+    # Integer scores in the file rank as the official float64 arrays (read_array_from_dict) do.
+    verbs, nouns = verbs.astype(int), nouns.astype(int)
+    data = make_submission("recognition", ids, verbs, nouns)
+    data["results"] = {n: {t: {k: int(v) for k, v in e[t].items()} for t in e} for n, e in data["results"].items()}
+    (tmp_path / "ints.json").write_text(json.dumps(data))
+    ints = official_action_ranks(verbs.astype(float), nouns.astype(float))
+    assert np.array_equal(read_submission(tmp_path / "ints.json", ids).action_ids, ints)
+    assert expected[0, :3].tolist() == [299, 298, 297]  # all zero: verb 0 with nouns 299, 298, ...
+
+
+def test_score_all_zero_submission_as_the_official_evaluators(cli, real_subset, tmp_path):
+    """All-zero scores on segments labelled (verb 0, nouns 200-204): the products tie, and the
+    official re-ranking puts nouns 299-295 first, so action top-5 and mean top-5 recall are 0."""
+    table = pd.read_csv(real_subset / "val300.csv", dtype=str).head(5)
+    table["verb_class"], table["noun_class"] = "0", [str(n) for n in range(200, 205)]
+    table.to_csv(real_subset / "tied.csv", index=False)
+    segments = load_segments(real_subset / "tied.csv")
+    ids, verbs, nouns = segments["narration_id"].tolist(), np.zeros((5, 97)), np.zeros((5, 300))
+    actions = segments["verb_class"].to_numpy() * 1000 + segments["noun_class"].to_numpy()
+    official = official_action_ranks(verbs, nouns)
+    write_submission(make_submission("recognition", ids, verbs, nouns), tmp_path / "rec.json")
+    cli("score", tmp_path / "rec.json", "--annotations", real_subset / "tied.csv", "--report", tmp_path / "r.json")
+    overall = read_report(tmp_path / "r.json").metrics["overall"]
+    assert overall["action_top5"] == official_topk_accuracy(official, actions)[1] == 0.0
+    assert overall["action_top1"] == official_topk_accuracy(official, actions)[0] == 0.0
+    write_submission(_without_actions(make_submission("anticipation", ids, verbs, nouns)), tmp_path / "ant.json")
+    cli("score", tmp_path / "ant.json", "--annotations", real_subset / "tied.csv", "--report", tmp_path / "a.json")
+    recall = read_report(tmp_path / "a.json").metrics["overall"]["action_mean_top5_recall"]
+    assert recall == official_mean_topk_recall(official, actions) == 0.0
+
+
+def test_supervision_levels_as_the_official_validator(tmp_path):
+    """``sls_*``: what ``validate_supervision_level`` accepts (any number in [0, 5], 5.0 too) is
+    read; what it refuses (or fails on: strings, null) is one error."""
+    ids = ["P01_11_0"]
+    submission = make_submission("recognition", ids, np.zeros((1, 97)), np.zeros((1, 300)))
+    path = tmp_path / "sub.json"
+    for value in (5.0, 0, 0.0, 2.5, 5, 3, True, 5.5, -1, 6, -0.1, float("nan"), float("inf"), "5", None, [5]):
+        content = {**submission, "sls_tl": value}
+        try:
+            official_validate_supervision_level(content)
+            accepted = True
+        except (OfficialValidationError, TypeError):
+            accepted = False
+        path.write_text(json.dumps(content))
+        if accepted:
+            read_submission(path, ids)
+        else:
+            with pytest.raises(UserError, match="sls_tl"):
+                read_submission(path, ids)
+    path.write_text(json.dumps({**submission, "sls_pt": 5.0, "sls_tl": 4.0, "sls_td": 0.0}))
+    assert read_submission(path, ids).challenge == "action_recognition"
+
+
+def test_score_task_must_match_the_challenge(cli, real_subset, tmp_path):
+    """The official anticipation evaluator validates with ``supported_challenges='action_anticipation'``
+    and so refuses recognition files; ``--task recognition`` refuses anticipation files by the same rule."""
+    segments = load_segments(real_subset / "val300.csv")
+    ids, verbs, nouns = segments["narration_id"].tolist(), np.zeros((300, 97)), np.zeros((300, 300))
+    for task, other in (("anticipation", "recognition"), ("recognition", "anticipation")):
+        submission = make_submission(task, ids, verbs, nouns)
+        with pytest.raises(OfficialValidationError):
+            official_validate_submission_challenge(submission, f"action_{other}")
+        official_validate_submission_challenge(submission, f"action_{task}")
+        write_submission(submission, tmp_path / f"{task}.json")
+        line = cli.fails("score", tmp_path / f"{task}.json", "--annotations", real_subset / "val300.csv",
+                         "--task", other)
+        assert f"'action_{task}'" in line and f"{other} evaluator" in line
+        cli("score", tmp_path / f"{task}.json", "--annotations", real_subset / "val300.csv", "--task", task)

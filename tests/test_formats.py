@@ -82,7 +82,8 @@ def test_hmdb51_official_splits(cli, workdir):
     cli("annotate", "--dataset", "hmdb51", "--fold", "0")  # actcli's own split: clips of one source video together
     own = pd.concat([pd.read_csv(workdir / "annotations" / "hmdb51" / f"{s}.csv").assign(split=s)
                      for s in ("train", "val", "test")])
-    assert len(own) == 18 and (own.groupby("group")["split"].nunique() == 1).all() and own["group"].nunique() == 9
+    # the source video is the name before _<class>_<tags>_<n>: Movie0..2, shared by the three classes' clips
+    assert len(own) == 18 and (own.groupby("group")["split"].nunique() == 1).all() and own["group"].nunique() == 3
 
 
 @pytest.mark.parametrize("flat", [False, True])
@@ -177,3 +178,32 @@ def test_datasets_command_lists_every_format(cli, workdir, tiny_dataset):
                  "synthetic", "ek100"):
         assert name in out
     assert "found" in out
+
+
+def test_list_rows_past_the_end_of_their_video_are_left_out_or_skipped(cli, workdir):
+    """A row at 30-40 s on a 0.48 s file: annotate --probe leaves it out and counts it; without --probe
+    train and test skip it and count it (it used to be read as the last frame, silently)."""
+    root = workdir / "clips"
+    rows = []
+    for motion in MOTIONS:
+        for take in range(3):
+            rel = f"{motion}_{take}.mp4"
+            _video(root / rel, motion, take)
+            rows.append({"path": rel, "label": motion, "start": 0.0, "end": 0.4,
+                         "split": ["train", "val", "test"][take]})
+    rows[2] = {**rows[2], "start": 30.0, "end": 40.0}  # MoveLeft's test clip
+    rows[1] = {**rows[1], "start": 30.0, "end": 40.0}  # MoveLeft's val clip
+    listing = workdir / "clips.csv"
+    pd.DataFrame(rows).to_csv(listing, index=False)
+    out = cli("annotate", "--dataset", "list", "--root", root, "--list", listing, "--probe").output
+    assert "2 clip(s) start after the end of their video" in " ".join(out.split())
+    report = read_report(workdir / "annotations" / "list" / "report-annotate.json").metrics
+    assert report["windows_past_end"] == 2 and report["split_sizes"] == {"train": 3, "val": 2, "test": 2}
+    cli("annotate", "--dataset", "list", "--root", root, "--list", listing)  # not probed: rows kept
+    cli("train", "--dataset", "list", "--epochs", "1", "--experiment", "late", *TRAIN_FLAGS)
+    train = next((workdir / "outputs" / "runs" / "late").glob("*/report-train.json"))
+    assert read_report(train).metrics["skipped_clips"] == 1
+    assert "starts after the end" in " ".join(read_report(train).metrics["skipped_files"])
+    out = cli("test", "--experiment", "late", "--report", workdir / "late.json").output
+    tested = read_report(workdir / "late.json").metrics
+    assert tested["clips"] == 2 and tested["skipped_clips"] == 1 and "starts after the end" in " ".join(out.split())

@@ -13,8 +13,11 @@ from actcli.data.synthetic import SyntheticSpec, generate, render_clip, write_vi
 from actcli.data.transforms import eval_transform
 from actcli.data.video import ClipSpec
 from actcli.engine.inference import prepare_for_inference
+from actcli.engine.recipe import make_optimizer
+from actcli.models.freeze import apply_freeze
 from actcli.models.multimodal import HeadsView, MultiModalModel, build_any, parse_modalities
 from actcli.report import read_report
+from actcli.settings import TrainSettings
 
 SPEC = ClipSpec(frames=4, stride=2, crop=32)
 TINY_AUDIO = SyntheticSpec(classes=4, groups=3, clips_per_class=6, frames=16, width=64, height=48, audio=True)
@@ -104,3 +107,24 @@ def test_audio_stops_where_the_observed_picture_stops(tmp_path):
     # Whole video: the centred 4x2 clip spans frames 4-10 (0.16-0.44 s) and hears the tone.
     # Observed quarter: frames 0-3 (0 - 0.16 s), so the sound must stop at 0.16 s, before the tone.
     assert loudest(None) > 0 and loudest(0.25) < -5
+
+
+@pytest.mark.parametrize("mode", ["bn", "backbone"])
+def test_frozen_parts_of_a_multimodal_model_stay_in_eval_mode(mode):
+    torch.manual_seed(0)
+    model = build_any("r3d_tiny", SPEC, 5, 0.0, ["rgb", "audio"], "weighted")
+    apply_freeze(model, mode)
+    bns = [m for m in model.encoders.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    stats = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in bns]
+    model.train()
+    model.encoders["rgb"].train()  # any module's train(), not only the top model's
+    assert bns and not any(bn.training for bn in bns) and model.heads.training
+    optimizer = make_optimizer(model, TrainSettings(lr=0.1))
+    torch.nn.functional.cross_entropy(model(_inputs()), torch.tensor([0, 3])).backward()
+    optimizer.step()
+    assert all(torch.equal(bn.running_mean, mean) and torch.equal(bn.running_var, var)
+               for bn, (mean, var) in zip(bns, stats, strict=True))
+    assert all(p.grad is None for bn in bns for p in bn.parameters())
+    assert all(p.grad is not None for p in model.heads.parameters()) and model.fusion_logits.grad is not None
+    convs_train = all(p.grad is not None for p in model.encoders["audio"].net[0].parameters())
+    assert convs_train == (mode == "bn")

@@ -8,12 +8,13 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actcli.data.annotate import group_split
-from actcli.data.datasets import VideoClipDataset
+from actcli.data.datasets import VideoClipDataset, WindowPastEnd
 from actcli.data.motion import with_previous
 from actcli.data.transforms import eval_transform
 from actcli.data.video import ClipSpec, VideoInfo
@@ -110,7 +111,12 @@ def test_clips_cut_from_longer_files_stay_inside_their_times(total, fps, start, 
                                                              seed):
     torch.manual_seed(seed)
     dataset = _dataset(ClipSpec(frames, stride, 16), training, None)
-    indices = dataset.choose_indices(VideoInfo(frames=total, fps=fps, width=64, height=48), (start, start + length))
+    info = VideoInfo(frames=total, fps=fps, width=64, height=48)
+    if start >= info.duration:  # no frame of the clip exists: skipped and counted, never the last frame
+        with pytest.raises(WindowPastEnd):
+            dataset.choose_indices(info, (start, start + length))
+        return
+    indices = dataset.choose_indices(info, (start, start + length))
     first = min(math.floor(start * fps), total - 1)
     stop = max(first + 1, min(total, math.ceil((start + length) * fps)))
     assert all(first <= i < stop for i in indices), (indices, first, stop)

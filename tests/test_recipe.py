@@ -10,6 +10,7 @@ from actcli.data.video import ClipSpec
 from actcli.engine.recipe import lr_factor, make_optimizer, param_groups
 from actcli.errors import UserError
 from actcli.models.freeze import apply_freeze
+from actcli.models.multimodal import build_any
 from actcli.models.zoo import build_model
 from actcli.report import read_report
 from actcli.settings import TrainSettings
@@ -90,3 +91,61 @@ def test_bf16_accumulation_clipping_ema_smoothing_early_stop(cli, annotated, wor
 def test_bad_freeze_value_names_the_setting(cli, annotated):
     line = cli.fails("train", "--dataset", "synthetic", "--freeze", "layers", *TRAIN_FLAGS)
     assert "model.freeze" in line
+
+
+def test_freeze_until_a_block_freezes_everything_that_runs_before_it():
+    # MViT: patch embedding and positional encodings (cls token) run before blocks.0.
+    model = build_model("mvit_base_16x4", ClipSpec(4, 2, 32), num_classes=3)
+    frozen = apply_freeze(model, "until:blocks.1")
+    assert frozen == ["patch_embed", "cls_positional_encoding", "blocks.0", "blocks.1"]
+    backbone = model.backbone
+    ran: list[torch.nn.Module] = []
+    hooks = [m.register_forward_pre_hook(lambda module, _args: ran.append(module)) for m in backbone.modules()]
+    model.train()
+    model(torch.randn(2, 3, 4, 32, 32)).sum().backward()
+    for hook in hooks:
+        hook.remove()
+    before_blocks = ran[: ran.index(backbone.blocks[2])]  # everything up to and including blocks.1
+    assert backbone.patch_embed in before_blocks and backbone.cls_positional_encoding in before_blocks
+    trainable = [m for m in before_blocks if m is not backbone and any(p.requires_grad for p in m.parameters())]
+    assert not trainable
+    assert all(p.grad is None for m in before_blocks if m is not backbone for p in m.parameters())
+    assert backbone.cls_positional_encoding.cls_token.grad is None
+    assert all(p.grad is not None for p in backbone.blocks[2].parameters())
+    assert all(p.grad is not None for p in backbone.norm_embed.parameters())
+    assert not backbone.patch_embed.training and backbone.blocks[2].training
+
+
+def _late(fusion: str):
+    return build_any("r3d_tiny", SPEC, 4, 0.0, ["rgb", "audio"], fusion)
+
+
+HEADS = {  # model -> (the model to optimise, the parameters that map features to class scores)
+    "single": lambda: (m := build_model("r3d_tiny", SPEC, 4), list(m.head.parameters())),
+    "late": lambda: (m := _late("late"), list(m.heads.parameters())),
+    "weighted": lambda: (m := _late("weighted"), [*m.heads.parameters(), m.fusion_logits]),
+    "joint": lambda: (m := _late("joint"), list(m.head.parameters())),
+    "cached_features": lambda: (h := build_model("r3d_tiny", SPEC, 4).head, list(h.parameters())),
+}
+
+
+@pytest.mark.parametrize("kind", list(HEADS))
+def test_head_lr_multiplier_applies_to_every_kind_of_head(kind):
+    model, head = HEADS[kind]()
+    groups = param_groups(model, TrainSettings(lr=0.1, head_lr_mult=10))
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert set(lr_of) == {id(p) for p in model.parameters()}
+    head_ids = {id(p) for p in head}
+    assert all(lr_of[i] == pytest.approx(1.0) for i in head_ids)
+    assert all(lr == pytest.approx(0.1) for i, lr in lr_of.items() if i not in head_ids)
+    # The head's group is the one that trains it: one step moves the head by lr x mult.
+    optimizer = make_optimizer(model, TrainSettings(lr=0.1, head_lr_mult=10, optimizer="sgd", weight_decay=0))
+    assert {g["name"].split("/")[0] for g in optimizer.param_groups if id(g["params"][0]) in head_ids} == {"head"}
+
+
+def test_cached_feature_training_uses_the_head_lr_multiplier(cli, annotated, workdir):
+    cli("train", "--dataset", "synthetic", "--experiment", "cachedlr", "--epochs", "1", "--freeze", "backbone",
+        "--no-augment", "--lr", "0.01", "--head-lr-mult", "10", "--warmup", "0", "--schedule", "step", *TRAIN_FLAGS)
+    (run,) = (workdir / "outputs" / "runs" / "cachedlr").iterdir()
+    history = read_report(run / "report-train.json").metrics["history"]
+    assert history[0]["lr"] == pytest.approx(0.1)  # only the head trains: every group has lr x 10

@@ -18,7 +18,7 @@ from actcli.pipeline import clips_to_device, to_device
 CPU = torch.device("cpu")
 SMALL = ClipSpec(4, 2, 32)
 """A clip every model accepts, small enough for a CPU training step in about a second."""
-SMALL_FOR = {"slowfast_r50": ClipSpec(8, 2, 32)}  # slow pathway: every 4th frame -> 2 frames
+SMALL_FOR = {"slowfast_r50": ClipSpec(8, 2, 32)}  # slow pathway: 2 of the 8 frames (0 and 7)
 UNTRACEABLE = {"slowfast_r50", "mvit_base_16x4"}  # torch.fx cannot trace them: BatchNorm stays unfolded
 BARE_STATE = {"efficient_x3d_xs"}  # published as a bare state dict, the others as {"model_state": ...}
 
@@ -96,15 +96,25 @@ def test_kinetics_urls_are_pytorchvideos():
     assert MODELS["r3d_tiny"].weights_url is None
 
 
-def test_slowfast_feeds_every_fourth_frame_to_the_slow_pathway():
-    model = build_model("slowfast_r50", ClipSpec(8, 2, 32), num_classes=2).eval()
+@pytest.mark.parametrize("frames", [8, 16, 10])
+def test_slowfast_slow_pathway_takes_the_frames_packpathway_takes(frames):
+    # pytorchvideo's PackPathway (its SlowFast hub tutorial; PySlowFast's pack_pathway_output, which the
+    # Kinetics weights were trained with) packs a [C, T, H, W] clip as slow = its frames
+    # linspace(0, T - 1, T // alpha).long(), fast = the clip. Frame t of this clip holds the value t.
+    model = build_model("slowfast_r50", ClipSpec(frames, 2, 32), num_classes=2).eval()
     seen = []
     model.backbone.blocks[0].register_forward_pre_hook(lambda _module, args: seen.append(list(args[0])))
-    clips = torch.randn(1, 3, 8, 32, 32)
+    clips = torch.arange(frames, dtype=torch.float32).reshape(1, 1, frames, 1, 1).expand(2, 3, -1, 32, 32).clone()
     with torch.no_grad():
-        model(clips)
+        out = model(clips)
     slow, fast = seen[0]
-    assert torch.equal(slow, clips[:, :, ::4]) and torch.equal(fast, clips)
+    assert torch.equal(fast, clips) and out.shape == (2, 2)
+    if frames % 4 == 0:
+        packed = torch.index_select(clips[0], 1, torch.linspace(0, frames - 1, frames // 4).long())
+        assert torch.equal(slow[0], packed) and torch.equal(slow[1], packed)
+        assert slow[0, 0, -1, 0, 0] == frames - 1  # the last frame, which every 4th frame (::4) misses
+    else:  # PackPathway's T // 4 frames would not fit the fusion convolutions' ceil(T / 4): 10 -> 3, first to last
+        assert slow[0, 0, :, 0, 0].tolist() == [0.0, 4.0, 9.0]
 
 
 def test_mvit_refuses_clips_it_cannot_cut_into_patches():
@@ -133,3 +143,41 @@ def test_models_lists_every_model_with_counted_cost(cli, tmp_path, monkeypatch):
     # X3D-XS: 0.60 GFLOPs in the paper, which counts multiply-adds; FlopCounterMode counts 2 FLOPs per multiply-add
     assert 1.0 < rows["x3d_xs"]["gflops"] < 1.4
     assert rows["slowfast_r50"]["gflops"] > rows["slow_r50"]["gflops"] > rows["c2d_r50"]["gflops"]
+
+
+def _linear_output_dtypes(model: torch.nn.Module, clips: torch.Tensor) -> dict[torch.nn.Linear, torch.dtype]:
+    """Every ``nn.Linear`` in ``model`` -> the dtype of its output on ``clips``."""
+    seen: dict[torch.nn.Linear, torch.dtype] = {}
+
+    def record(module: torch.nn.Module, _args: tuple, out: torch.Tensor) -> None:
+        seen[module] = out.dtype
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.inference_mode():
+        model(clips)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name", ["mvit_base_16x4", "x3d_xs", "r3d_tiny"])
+def test_bf16_inference_computes_in_bf16_except_the_classifier(name):
+    torch.manual_seed(0)
+    model = build_model(name, SMALL, num_classes=5).eval()
+    clips = torch.randn(4, 3, SMALL.frames, SMALL.crop, SMALL.crop)
+    prepared, steps = prepare_for_inference(model, CPU, "bf16")
+    dtypes = _linear_output_dtypes(prepared, clips)
+    in_fp32 = [m for m, dtype in dtypes.items() if dtype == torch.float32]
+    assert [(m.in_features, m.out_features) for m in in_fp32] == [(model.head[-1].in_features, 5)]  # the classifier
+    assert all(dtype == torch.bfloat16 for m, dtype in dtypes.items() if m not in in_fp32)
+    assert "bfloat16_autocast" in steps and "fp32_classifier" in steps
+    with torch.inference_mode():
+        expected, got = model(clips), prepared(clips)
+    assert got.dtype == torch.float32
+    if name == "mvit_base_16x4":  # attention (qkv, proj) and MLP linears: nearly all of MViT's compute
+        assert len(dtypes) - 1 >= 60
+        # Random weights leave top-1 margins near bf16's rounding here, so compare the scores.
+        scale = float(expected.abs().max())
+        assert torch.allclose(got, expected, rtol=0.1, atol=0.1 * scale)
+    else:  # convolutions in bf16 as before, the classifier in fp32: the same top-1 as fp32
+        assert torch.equal(got.argmax(1), expected.argmax(1))

@@ -93,8 +93,8 @@ def annotate(
     root: RootOpt = None,
     split: Annotated[tuple[float, float, float], typer.Option(help="Train, val and test shares.")] = (70, 15, 15),
     by: Annotated[Literal["group", "clip"], typer.Option(help="group: no group in two splits; clip: the leaky random split.")] = "group",
-    folds: Annotated[int | None, typer.Option(help="Also write K group folds (25 on UCF50 = leave-one-group-out).")] = None,
-    probe: Annotated[bool, typer.Option("--probe", help="Open every video: record frames/fps/duration, leave out unreadable ones.")] = False,
+    folds: Annotated[int | None, typer.Option(help="Also write K group folds in folds/foldNN/: fold k tests on a K-th of the groups and trains on all others, no val (K=25 on UCF50: leave-one-group-out; K >= 2).")] = None,
+    probe: Annotated[bool, typer.Option("--probe", help="Open every video: record frames/fps/duration, leave out unreadable ones and clips that start after their video ends.")] = False,
     out: Annotated[Path | None, typer.Option(help="Output folder. (default: annotations/<dataset>)")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split search.")] = 0,
     task: Annotated[Literal["recognition", "anticipation"], typer.Option(help="ek100: recognition (the segment) or anticipation (the window before it).")] = "recognition",
@@ -123,7 +123,7 @@ def annotate(
     from actcli.commands.data import annotate as run
     from actcli.data.formats import Options
 
-    run(settings, split, by, folds, probe, out, seed, Options(fold, official))
+    run(settings, split, by, folds, probe, out, seed, Options(fold, official, settings.data.dataset))
 
 
 @app.command()

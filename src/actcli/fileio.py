@@ -87,3 +87,12 @@ def write_torch(target: Path, obj: Any) -> None:
     torch.save(obj, buffer)
     with atomic_path(target) as tmp:
         tmp.write_bytes(buffer.getbuffer())
+
+
+def read_text(path: Path) -> str:
+    """A text file's content as UTF-8, a leading byte-order mark dropped (editors on Windows write one);
+    text that is not UTF-8 is a :class:`UserError` naming the file and the byte."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None

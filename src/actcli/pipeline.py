@@ -65,9 +65,10 @@ def clip_spec(settings: Settings, model_name: str | None = None) -> ClipSpec:
 
 
 def split_table(source: DataSource, split: str) -> pd.DataFrame:
-    """Rows of ``<split>.csv`` with label ids from ``labels.csv``; every video must exist."""
+    """Rows of ``<split>.csv`` with label ids from ``labels.csv``; every video must exist. Only
+    ``val.csv`` may be empty (``--split 85 0 15``, or a fold of ``annotate --folds``)."""
     path = source.annotations_dir / f"{split}.csv"
-    table = load_table(path)
+    table = load_table(path, allow_empty=split == "val")
     unknown = sorted(set(table["label"]) - set(source.classes))
     if unknown:
         raise UserError(

@@ -111,7 +111,7 @@ class EpochRecord(_Strict):
     train_loss: float | None
     train_accuracy: float = Fraction
     val_loss: float | None
-    val_accuracy: float = Fraction
+    val_accuracy: float | None = Field(ge=0.0, le=1.0, description="null without a validation split")
     lr: float
     seconds: float
 
@@ -132,7 +132,8 @@ class ClipCacheMetrics(_Strict):
 class TrainMetrics(_Strict):
     epochs: int
     best_epoch: int
-    best_val_accuracy: float = Fraction
+    best_val_accuracy: float | None = Field(ge=0.0, le=1.0, description="null without a validation split (best = "
+                                            "last epoch) or when no epoch validated a clip")
     skipped_clips: int
     skipped_files: list[str]
     seconds: float
@@ -179,6 +180,8 @@ class AnnotateMetrics(_Strict):
     split_sizes: dict[str, int]
     shared_groups: int
     unreadable: int | None = None
+    windows_past_end: int | None = Field(None, description="Clips whose start time is at or after the end of their "
+                                         "video (--probe; left out).")
     missing: int = Field(0, description="Videos the official lists name that are not on disk (left out).")
     missing_files: list[str] = Field(default_factory=list, description="The first 100 of them.")
 

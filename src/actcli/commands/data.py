@@ -118,6 +118,13 @@ def probe_table(table: pd.DataFrame, root: Path) -> pd.DataFrame:
     return out
 
 
+def windows_past_end(table: pd.DataFrame) -> pd.Series:
+    """Rows of a probed table whose ``start`` (seconds) is at or after their video's ``duration``."""
+    if "start" not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table["readable"] & table["start"].notna() & (table["duration"] > 0) & (table["start"] >= table["duration"])
+
+
 def _write_csv(path: Path, table: pd.DataFrame) -> None:
     write_text(path, table.to_csv(index=False, lineterminator="\n"))
 
@@ -157,7 +164,9 @@ def annotate(
         raise UserError("--split takes three non-negative numbers, e.g. --split 70 15 15")
     info = dataset_info(settings.data.dataset)
     root = resolve_root(settings.paths.outputs, info.name, settings.data.root)
-    read = get_format(info.format).read(root, options or Options())
+    read = get_format(info.format).read(root, options or Options(dataset=info.name))
+    for warning in read.warnings:
+        ui.warn(warning)
     if read.missing:
         ui.warn(f"{len(read.missing)} listed video(s) missing (first: {read.missing[0]}): left out")
     if read.table.empty:
@@ -167,12 +176,19 @@ def annotate(
     root = find_class_root(root) if info.class_folders else root
     folder = out or annotations_dir(settings)
     table = with_label_ids(read.table, read.classes)
+    past_end = 0
     if probe_videos:
         table = probe_table(table, root)
         bad = table[~table["readable"]]
         for rel in bad["path"]:
             ui.warn(f"unreadable video {root / rel}: left out of the splits")
-        usable = table[table["readable"]]
+        outside = windows_past_end(table)
+        past_end = int(outside.sum())
+        if past_end:
+            first = table[outside].iloc[0]
+            ui.warn(f"{past_end} clip(s) start after the end of their video (first: {first['path']} at "
+                    f"{first['start']:g} s, the video lasts {first['duration']:g} s): left out of the splits")
+        usable = table[table["readable"] & ~outside]
     else:
         usable = table
     classes = read.classes
@@ -188,13 +204,14 @@ def annotate(
     _write_csv(folder / "annotations.csv", table.drop(columns=["split"], errors="ignore").assign(split=full_split))
     write_split_files(folder, usable, split, classes)
     if folds and "split" not in usable.columns:
-        for k, fold in enumerate(group_folds(usable, folds), 1):
+        for k, fold in enumerate(group_folds(usable, folds, seed), 1):
             write_split_files(folder / "folds" / f"fold{k:02d}", usable, fold, classes)
     metrics = AnnotateMetrics(
         clips=len(table), classes=len(classes), groups=int(usable["group"].nunique()),
         split_sizes={s: int((split == s).sum()) for s in SPLITS},
         shared_groups=shared_groups(usable, split),
         unreadable=int((~table["readable"]).sum()) if probe_videos else None,
+        windows_past_end=past_end if probe_videos else None,
         missing=len(read.missing), missing_files=read.missing[:100],
     )
     _print_split_summary(usable, split, metrics)

@@ -70,7 +70,7 @@ def score_table(predictions: Path, truth_table, task: str | None, subsets: Subse
     """Score a submission file on ``truth_table`` (narration_id, participant_id, verb_class, noun_class)."""
     ids = truth_table["narration_id"].tolist()
     with ui.console.status(f"reading {predictions}"):
-        submitted = read_submission(predictions, ids)
+        submitted = read_submission(predictions, ids, CHALLENGES[task] if task else None)
     task = task or next(t for t, c in CHALLENGES.items() if c == submitted.challenge)
     if path.name.endswith("-score-auto.json"):
         path = path.with_name(path.name.replace("-auto.json", f"-{task}.json"))

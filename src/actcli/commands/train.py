@@ -221,16 +221,25 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     artifacts = {"run": run_dir, "best": run_dir / BEST, "last": run_dir / LAST,
                  "tensorboard": run_dir / "tensorboard", "config": run_dir / "config.toml"}
     report = write_report(make_report("train", device, config, metrics, artifacts), run_dir / "report-train.json")
-    rows = [[r.epoch, f"{r.train_loss:.3f}", f"{r.train_accuracy:.3f}", f"{r.val_loss:.3f}",
-             f"{r.val_accuracy:.3f}", f"{r.seconds:.0f}s"] for r in metrics.history]
+    rows = [[r.epoch, _number(r.train_loss), _number(r.train_accuracy), _number(r.val_loss), _number(r.val_accuracy),
+             f"{r.seconds:.0f}s"] for r in metrics.history]
     ui.console.print(ui.table("training", ["epoch", "train loss", "train acc", "val loss", "val acc", "time"], rows))
     if metrics.skipped_clips:
         ui.warn(f"{metrics.skipped_clips} unreadable video(s) skipped; listed in {report}")
-    ui.console.print(f"best val accuracy {metrics.best_val_accuracy:.3f} (epoch {metrics.best_epoch}); run: {run_dir}")
+    if metrics.best_val_accuracy is None:
+        ui.console.print(f"best.pt is epoch {metrics.best_epoch} (nothing validated); run: {run_dir}")
+    else:
+        ui.console.print(f"best val accuracy {metrics.best_val_accuracy:.3f} (epoch {metrics.best_epoch}); "
+                         f"run: {run_dir}")
     ui.console.print(f"report: {report}")
     if metrics.nonfinite_steps:
         ui.warn(f"{metrics.nonfinite_steps} batch(es) with a NaN or infinite loss were skipped")
     return run_dir, metrics
+
+
+def _number(value: float | None) -> str:
+    """A table cell: three decimals, or ``-`` for a value not measured (no validation split)."""
+    return "-" if value is None or value != value else f"{value:.3f}"
 
 
 def _weights_id(settings: Settings) -> str:

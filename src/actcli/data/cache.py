@@ -18,7 +18,7 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader, Dataset
 
-from actcli.data.video import ClipSpec
+from actcli.data.video import READER_VERSION, ClipSpec
 from actcli.fileio import write_torch
 
 
@@ -41,9 +41,10 @@ def model_key(model_name: str, weights_id: str, spec: ClipSpec, view: str = "cen
 
 
 def video_key(path: Path) -> str:
-    """Hash of a video's resolved path, size and modification time (ns)."""
+    """Hash of a video's resolved path, size and modification time (ns), and of the frame reader's version
+    (:data:`~actcli.data.video.READER_VERSION`: entries of an older reader, which may hold other frames, miss)."""
     stat = path.stat()
-    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, READER_VERSION])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -113,5 +114,5 @@ def cached_features(
         if progress is not None and task is not None:
             progress.remove_task(task)
     dim = next((f.shape[0] for f in hits if f is not None), 0)
-    features = torch.stack([f if f is not None else torch.zeros(dim) for f in hits])
+    features = torch.stack([f if f is not None else torch.zeros(dim) for f in hits]) if hits else torch.zeros(0, 0)
     return features, len(missing), skipped

@@ -60,10 +60,26 @@ def clip_windows(table: pd.DataFrame) -> list[tuple[float, float] | None]:
             else float(b)) for a, b in zip(starts, ends, strict=True)]
 
 
+class WindowPastEnd(DecodeError):
+    """A clip's ``start``/``end`` window begins at or after the end of its video (a wrong list row)."""
+
+
+def window_past_end(window: tuple[float, float] | None, duration: float) -> bool:
+    """Whether ``window`` (seconds) starts at or after the end of a video ``duration`` seconds long."""
+    return window is not None and duration > 0 and window[0] >= duration
+
+
 def window_frames(info: VideoInfo, window: tuple[float, float] | None) -> tuple[int, int]:
-    """``(first, count)``: the frames of a video inside ``window`` (seconds; None: all frames), at least one."""
+    """``(first, count)``: the frames of a video inside ``window`` (seconds; None: all frames), at least one.
+
+    Raises:
+        WindowPastEnd: the window starts at or after the video's end (no frame of it exists).
+    """
     if window is None:
         return 0, info.frames
+    if window_past_end(window, info.duration):
+        raise WindowPastEnd(f"clip {window[0]:g}-{window[1]:g} s starts after the end of the {info.duration:.2f} s "
+                            "video")
     fps = info.fps or 25.0
     first = min(max(0, math.floor(window[0] * fps)), max(0, info.frames - 1))
     stop = info.frames if math.isinf(window[1]) else min(info.frames, math.ceil(window[1] * fps))
@@ -228,6 +244,8 @@ class VideoClipDataset(Dataset):
         if self.modalities != ["rgb"]:
             try:
                 inputs = self._modalities_sample(index)
+            except WindowPastEnd as exc:
+                return {"skipped": f"{path} ({exc})"}
             except DecodeError:
                 return {"skipped": str(path)}
             return {"clip": inputs, "label": self.labels[index], "index": index}
@@ -235,6 +253,8 @@ class VideoClipDataset(Dataset):
         if frames is None:
             try:
                 frames, _ = read_clip(path, lambda info: self.choose_indices(info, self.windows[index]), self.decoder)
+            except WindowPastEnd as exc:
+                return {"skipped": f"{path} ({exc})"}
             except DecodeError:
                 return {"skipped": str(path)}
         return {"clip": self.transform(frames), "label": self.labels[index], "index": index}
@@ -278,6 +298,8 @@ class MultiViewDataset(Dataset):
         path = self.root / self.paths[index]
         try:
             frames, _ = read_clip(path, choose, self.decoder)
+        except WindowPastEnd as exc:
+            return {"skipped": f"{path} ({exc})"}
         except DecodeError:
             return {"skipped": str(path)}
         clips = frames.reshape(self.temporal, spec.frames, *frames.shape[1:])

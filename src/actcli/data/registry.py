@@ -78,7 +78,7 @@ def _registry(outputs: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path} is not valid JSON; delete it and run `actcli download` again") from None
     return {str(k): str(v) for k, v in data.items()}

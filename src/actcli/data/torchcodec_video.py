@@ -2,9 +2,12 @@
 
 torchcodec is optional: it needs FFmpeg's shared libraries, which a pip install does not
 bring. :func:`unavailable_reason` says why it cannot be used here (None when it can). Frames
-are located in ``approximate`` seek mode: index ``i`` is the frame at ``start + i / fps``
-seconds, the same convention as the PyAV reader, and the decoder seeks to the key frame
-before the first wanted frame.
+are located by time (``approximate`` seek mode; ``exact`` on variable-frame-rate files, where
+approximate mode returns frames out of order): index ``i`` is the frame played at
+``start + i / fps`` seconds (``get_frames_played_at``), the convention of the PyAV reader, with
+the frame count, rate and start read from the header by :func:`actcli.data.video.probe` so
+both decoders cut the same clip. Files without display timestamps (AVI) never come here
+(:func:`actcli.data.video.torchcodec_can_index`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from actcli.data.video import DecodeError, VideoInfo, ffmpeg_threads
+from actcli.data.video import DecodeError, VideoInfo, ffmpeg_threads, probe, slot_tolerance
 
 
 @lru_cache(maxsize=1)
@@ -31,13 +34,13 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _open(path: Path, threads: int):
+def _open(path: Path, threads: int, exact: bool = False):
     from torchcodec.decoders import VideoDecoder
 
     if not path.is_file():
         raise DecodeError(f"cannot open {path}: no such file")
     try:
-        return VideoDecoder(str(path), seek_mode="approximate", num_ffmpeg_threads=threads)
+        return VideoDecoder(str(path), seek_mode="exact" if exact else "approximate", num_ffmpeg_threads=threads)
     except (RuntimeError, ValueError) as exc:
         raise DecodeError(f"cannot open {path}: {exc}") from exc
 
@@ -50,23 +53,22 @@ def read_clip_torchcodec(
     Returns ``uint8 [T, C, H, W]`` RGB frames in the order chosen and the chosen indices;
     indices past the header's frame count get the last frame.
     """
-    decoder = _open(path, threads=1)
-    meta = decoder.metadata
-    if ffmpeg_threads(meta.width or 0, meta.height or 0) != 1:
-        decoder = _open(path, threads=0)
-    frames = int(meta.num_frames or 0)
-    fps = float(meta.average_fps or 0.0)
-    if frames <= 0 or not meta.width:
-        raise DecodeError(f"{path} reports no frames")
-    info = VideoInfo(frames=frames, fps=fps, width=int(meta.width), height=int(meta.height))
+    info = probe(path)
+    # approximate mode places frames on a constant-rate grid; a variable-rate file needs its real index
+    decoder = _open(path, threads=ffmpeg_threads(info.width, info.height), exact=not info.constant_rate)
     indices = [int(i) for i in choose(info)]
     if not indices:
         raise DecodeError(f"cannot decode {path}: no frame indices chosen")
-    wanted = sorted({min(max(i, 0), frames - 1) for i in indices})
+    inside = sorted({max(i, 0) for i in indices if i < info.frames})
+    times = [info.start + i / info.fps + slot_tolerance(info.fps) for i in inside]
     try:
-        batch = decoder.get_frames_at(wanted).data  # uint8 [N, C, H, W]
+        batch = decoder.get_frames_played_at(times).data if inside else None  # uint8 [N, C, H, W]
+        if any(i >= info.frames for i in indices):  # past the end: the last frame
+            tail = decoder.get_frames_at([len(decoder) - 1]).data
+            batch = tail if batch is None else torch.cat([batch, tail])
     except (RuntimeError, IndexError, ValueError) as exc:
         raise DecodeError(f"cannot decode {path}: {exc}") from exc
+    wanted = [*inside, info.frames]
     position = {index: n for n, index in enumerate(wanted)}
-    order = torch.tensor([position[min(max(i, 0), frames - 1)] for i in indices])
+    order = torch.tensor([position[min(max(i, 0), info.frames)] for i in indices])
     return batch[order].contiguous(), indices

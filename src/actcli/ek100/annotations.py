@@ -63,7 +63,7 @@ def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"{path} not found; {FIX} or pass the folder holding it")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a readable CSV ({str(exc).splitlines()[0]}); {FIX}") from None
     missing = [c for c in columns if c not in table.columns]

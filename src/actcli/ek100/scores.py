@@ -58,6 +58,36 @@ def action_scores(
     return ids, products[rows, best]
 
 
+def rank_kept(action_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``int [N, K]``: each row of ``action_ids`` reordered by its ``scores`` (both ``[N, K]``), best first,
+    as the official ``_scores_dict_to_ranks`` orders a segment's ``{action_id: score}`` dict
+    (epic-kitchens/C1-Action-Recognition ``utils/scoring.py``, C3-Action-Anticipation
+    ``evaluate_anticipation_json_ek100.py``)::
+
+        class_ids = np.array(list(score.keys()))
+        score_array = np.array([score[class_id] for class_id in class_ids])
+        ranks.append(class_ids[np.argsort(score_array)[::-1]])
+
+    so among equal scores the action stored last comes first.
+    """
+    return np.take_along_axis(action_ids, descending(scores), axis=-1)
+
+
+def ranked_actions(verb_scores: np.ndarray, noun_scores: np.ndarray, top: int = TOP_ACTIONS) -> np.ndarray:
+    """``int [N, top]`` action ids, best first, as the official evaluators rank a file without
+    ``action`` scores: :func:`action_scores` keeps the best products, the evaluators store them in
+    a ``{action_id: score}`` dict in that order (C1 ``evaluate.py``, C3 ``convert_results``)::
+
+        {action_id_from_verb_noun(verb, noun): score
+         for verb, noun, score in zip(segment_verbs, segment_nouns, segment_score)}
+
+    and rank that dict again with :func:`rank_kept`. Without ties this is the order of
+    :func:`action_scores`; with ties (e.g. all-zero rows) the tied kept actions come out reversed.
+    """
+    ids, probs = action_scores(verb_scores, noun_scores, top)
+    return rank_kept(ids, probs)
+
+
 def ranked(scores: np.ndarray, k: int) -> np.ndarray:
     """``int [N, k]``: the indices of the ``k`` highest scores per row, best first."""
     return descending(scores)[:, :k]

@@ -122,7 +122,7 @@ def read_task(folder: Path) -> TaskSpec:
     if not path.is_file():
         raise UserError(f"{path} not found; run `actcli annotate --dataset ek100` first")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
         return TaskSpec(data["task"], float(data["tau_a"]), float(data["tau_o"]), data["before_start"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} is malformed ({exc}); re-run `actcli annotate --dataset ek100`") from None

@@ -4,14 +4,14 @@ Format (version "0.2"; epic-kitchens/C1-Action-Recognition ``utils/challenge.py`
 C3-Action-Anticipation ``evaluate_anticipation_json_ek100.py``)::
 
     {"version": "0.2", "challenge": "action_recognition" | "action_anticipation",
-     "sls_pt": 0-5, "sls_tl": 0-5, "sls_td": 0-5,
+     "sls_pt": 0-5, "sls_tl": 0-5, "sls_td": 0-5,   (any JSON number in [0, 5], e.g. 5.0)
      "results": {"<narration_id>": {"verb": {"0": s, ..., "96": s},
                                     "noun": {"0": s, ..., "299": s},
                                     "action": {"<verb>,<noun>": s, ... exactly 100}}}}
 
 Recognition files carry no ``action`` (the evaluator derives it); anticipation files carry
 the 100 best actions. Reading accepts either; without ``action``, actions come from
-:func:`actcli.ek100.scores.action_scores`. Any deviation is one :class:`UserError` line.
+:func:`actcli.ek100.scores.ranked_actions`. Any deviation is one :class:`UserError` line.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from actcli.ek100.annotations import NUM_NOUNS, NUM_VERBS
-from actcli.ek100.scores import ACTION_BASE, TOP_ACTIONS, action_scores, descending
+from actcli.ek100.scores import ACTION_BASE, TOP_ACTIONS, action_scores, rank_kept, ranked_actions
 from actcli.errors import UserError
 from actcli.fileio import write_text
 
@@ -113,28 +113,57 @@ def _actions(entry: dict, where: str) -> list[int]:
             raise UserError(f"{where} action {key!r} score is not a number")
         ids.append(verb * ACTION_BASE + noun)
         values.append(score)
-    order = descending(np.asarray(values, dtype=float))  # as the official _scores_dict_to_ranks
-    return [ids[i] for i in order]
+    return rank_kept(np.array(ids), np.asarray(values, dtype=float)).tolist()
 
 
-def read_submission(path: Path, narration_ids: list[str]) -> SubmittedScores:
-    """Load and check a submission for exactly ``narration_ids``; scores come back in their order."""
+def _is_level(value: object) -> bool:
+    """Whether the official check accepts a supervision level: any number with ``0 <= value <= 5``
+    (``5.0`` and ``2.5`` too; NaN, strings and ``null`` fail). epic-kitchens/C3-Action-Anticipation
+    ``evaluate_anticipation_json_ek100.py``, ``validate_supervision_level``::
+
+        if not (0 <= submission[property] <= 5):
+            raise InvalidSLSException(...)
+    """
+    return isinstance(value, (int, float)) and 0 <= value <= 5
+
+
+def _check_challenge(path: Path, challenge: object, expected: str | None) -> None:
+    """Refuse a challenge the evaluator does not score, as ``validate_submission_challenge`` does.
+
+    The official anticipation evaluator (C3-Action-Anticipation ``evaluate_anticipation_json_ek100.py``)
+    validates with ``supported_challenges='action_anticipation'``, so it refuses
+    ``"action_recognition"`` files; recognition (whose JSON evaluator runs on CodaLab, not in
+    C1-Action-Recognition) refuses ``"action_anticipation"`` files by the same rule.
+    ``expected=None`` accepts either challenge (the file's own challenge picks the metrics).
+    """
+    if challenge not in CHALLENGES.values():
+        raise UserError(f"{path} has challenge {challenge!r}; expected one of {', '.join(CHALLENGES.values())}")
+    if expected is not None and challenge != expected:
+        task = next(t for t, c in CHALLENGES.items() if c == expected)
+        raise UserError(f"{path} is an {challenge!r} submission; the {task} evaluator scores only {expected!r} "
+                        f"files (score it as its own challenge)")
+
+
+def read_submission(path: Path, narration_ids: list[str], challenge: str | None = None) -> SubmittedScores:
+    """Load and check a submission for exactly ``narration_ids``; scores come back in their order.
+
+    ``challenge`` (``"action_recognition"`` / ``"action_anticipation"``): the only challenge to
+    accept, as the official evaluator of that challenge does; ``None`` accepts either.
+    """
     if not path.is_file():
         raise UserError(f"{path} not found; pass the submission JSON written by `actcli test`")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold a JSON object with 'version', 'challenge', 'sls_*' and 'results'")
     if data.get("version") != VERSION:
         raise UserError(f"{path} has version {data.get('version')!r}; EK100 submissions are version \"{VERSION}\"")
-    if data.get("challenge") not in CHALLENGES.values():
-        expected = ", ".join(CHALLENGES.values())
-        raise UserError(f"{path} has challenge {data.get('challenge')!r}; expected one of {expected}")
+    _check_challenge(path, data.get("challenge"), challenge)
     for key in ("sls_pt", "sls_tl", "sls_td"):
-        if not isinstance(data.get(key), int) or not 0 <= data[key] <= 5:
-            raise UserError(f"{path} needs {key} as an integer from 0 to 5")
+        if not _is_level(data.get(key)):
+            raise UserError(f"{path} needs {key} as a number from 0 to 5, not {data.get(key)!r}")
     results = data.get("results")
     if not isinstance(results, dict):
         raise UserError(f"{path} has no 'results' object")
@@ -150,12 +179,15 @@ def read_submission(path: Path, narration_ids: list[str]) -> SubmittedScores:
     with_actions = {"action" in results[n] for n in narration_ids}
     if len(with_actions) > 1:
         raise UserError(f"{path} gives 'action' scores for some segments only; give them for all or none")
-    verbs = np.array([_scores(results[n], "verb", _VERB_KEYS, f"{path} segment {n}") for n in narration_ids])
-    nouns = np.array([_scores(results[n], "noun", _NOUN_KEYS, f"{path} segment {n}") for n in narration_ids])
+    # float64, as the official read_array_from_dict fills np.zeros: ties then sort as they do there
+    verbs = np.array([_scores(results[n], "verb", _VERB_KEYS, f"{path} segment {n}") for n in narration_ids],
+                     dtype=float)
+    nouns = np.array([_scores(results[n], "noun", _NOUN_KEYS, f"{path} segment {n}") for n in narration_ids],
+                     dtype=float)
     if with_actions == {True}:
         actions = np.array([_actions(results[n], f"{path} segment {n}") for n in narration_ids])
     else:
-        actions = action_scores(verbs.reshape(len(narration_ids), NUM_VERBS),
-                                nouns.reshape(len(narration_ids), NUM_NOUNS))[0]
+        actions = ranked_actions(verbs.reshape(len(narration_ids), NUM_VERBS),
+                                 nouns.reshape(len(narration_ids), NUM_NOUNS))
     return SubmittedScores(verbs.reshape(-1, NUM_VERBS), nouns.reshape(-1, NUM_NOUNS),
                            actions.reshape(-1, TOP_ACTIONS), data["challenge"])

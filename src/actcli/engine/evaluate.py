@@ -1,8 +1,18 @@
 """Running a model over a split and turning its logits into classification metrics.
 
-The metrics are computed from the confusion matrix in a few lines of torch rather than
-adding torchmetrics as a dependency; definitions follow scikit-learn's (a class with no
-predictions has precision 0; macro = unweighted mean over classes present in the labels).
+The classification metrics come from torchmetrics (checked against scikit-learn's in the tests):
+
+- ``per_class``: precision, recall and F1 of every class (0 where undefined: a class never
+  predicted has precision 0, a class never true recall 0), and its support;
+- ``f1_macro``: the unweighted mean F1 over the classes that occur in the labels or the
+  predictions (torchmetrics' ``average="macro"``, which leaves out classes without true
+  positive, false positive or false negative; scikit-learn's ``f1_score(average="macro")``
+  with its default labels). A class predicted but never true counts, with F1 0;
+- ``f1_weighted``: per-class F1 weighted by support;
+- ``mean_class_accuracy``: the mean recall over the classes present in the labels
+  (scikit-learn's ``balanced_accuracy_score``).
+
+torchmetrics is imported where it is used (it takes seconds), not by ``actcli train``.
 """
 
 from __future__ import annotations
@@ -75,9 +85,11 @@ def predict_loader(
 
 
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``long [K, K]``: row = true class, column = predicted class."""
-    flat = labels * num_classes + predicted
-    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    """``long [K, K]``: row = true class, column = predicted class (``predicted``, ``labels``: ``long [N]``)."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix  # seconds to import: when used
+    # torchmetrics wants K >= 2; a K-th class that occurs nowhere changes none of the first K rows.
+    cm = multiclass_confusion_matrix(predicted, labels, max(2, num_classes))
+    return cm[:num_classes, :num_classes]
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
@@ -95,19 +107,18 @@ def classification_metrics(
     With several views per video, these are video-level (views' softmax averaged) and
     ``clip_top1``/``clip_top5`` score every view on its own.
     """
+    from torchmetrics.functional.classification import multiclass_f1_score, multiclass_precision, multiclass_recall
+
     logits, labels = predictions.logits, predictions.labels
     if len(labels) == 0:
         raise ValueError("no readable clip to evaluate")
     k = len(classes)
-    cm = confusion_matrix(logits.argmax(dim=1), labels, k).double()
-    true_positive = cm.diag()
+    predicted = logits.argmax(dim=1)
+    cm = confusion_matrix(predicted, labels, k)
     support = cm.sum(dim=1)
-    predicted = cm.sum(dim=0)
-    precision = torch.where(predicted > 0, true_positive / predicted.clamp(min=1), 0.0)
-    recall = torch.where(support > 0, true_positive / support.clamp(min=1), 0.0)
-    denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), 0.0)
-    present = support > 0
+    args = (predicted, labels, max(2, k))  # as in confusion_matrix: a class that occurs nowhere counts nowhere
+    precision, recall, f1 = (metric(*args, average="none")[:k]
+                             for metric in (multiclass_precision, multiclass_recall, multiclass_f1_score))
     per_class = {
         name: ClassMetrics(
             precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]),
@@ -127,16 +138,16 @@ def classification_metrics(
         skipped_clips=len(predictions.skipped),
         top1=topk_accuracy(logits, labels, 1),
         top5=topk_accuracy(logits, labels, 5),
-        mean_class_accuracy=float(recall[present].mean()),
-        f1_macro=float(f1[present].mean()),
-        f1_weighted=float((f1 * support).sum() / support.sum()),
+        mean_class_accuracy=float(recall[support > 0].mean()),
+        f1_macro=float(multiclass_f1_score(*args, average="macro")),
+        f1_weighted=float(multiclass_f1_score(*args, average="weighted")),
         loss=float(F.cross_entropy(logits, labels)),
         per_class=per_class,
         clip_top1=topk_accuracy(clip_logits, clip_labels, 1),
         clip_top5=topk_accuracy(clip_logits, clip_labels, 5),
         views_per_video=views.shape[1] if views is not None else 1,
     )
-    return metrics, cm.long()
+    return metrics, cm
 
 
 def write_confusion_csv(cm: torch.Tensor, classes: list[str], path: Path) -> None:

@@ -10,8 +10,11 @@ Xeon (X3D-XS, native clip, batch 2; docs/performance.md):
 * channels-last-3d memory format on CPU;
 * precision: ``auto`` picks bf16 where the hardware computes it natively (CPUs with AMX or
   AVX512-BF16, CUDA GPUs with bf16) and fp32 elsewhere. bf16 runs under autocast with the
-  3D convolution weights cast once, ahead of time; linear layers (the classifier) stay fp32,
-  so scores are not rounded into ties. ``32`` keeps fp32 throughout.
+  3D convolution and linear weights (MViT's attention and MLP: nearly all its compute) cast
+  once, ahead of time; only the final classifier (the linear layer of every
+  :class:`~actcli.models.zoo.ClassifierHead`) stays fp32, so scores are not rounded into
+  ties. The steps then name ``bfloat16_autocast`` and ``fp32_classifier``. ``32`` keeps
+  fp32 throughout.
 
 In fp32 the outputs match the original model to float rounding (tested for every zoo model);
 bf16 gave the same top-1 as fp32 on the demo's test and train splits.
@@ -26,6 +29,7 @@ from torch import nn
 
 from actcli.engine.recipe import autocast
 from actcli.errors import UserError
+from actcli.models.zoo import ClassifierHead
 from actcli.pipeline import channels_last_3d
 
 INFERENCE_PRECISIONS = ("auto", "32", "bf16", "16")
@@ -79,12 +83,21 @@ class Fp32Linear(nn.Module):
             return self.linear(x.float())
 
 
-def linear_in_fp32(model: nn.Module) -> None:
-    """Wrap every ``nn.Linear`` of ``model`` in :class:`Fp32Linear`, in place."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Linear):
-                setattr(parent, name, Fp32Linear(child))
+def classifier_linears(model: nn.Module) -> list[str]:
+    """Qualified names of the final classifiers of ``model``: the ``nn.Linear`` layers inside
+    :class:`~actcli.models.zoo.ClassifierHead` modules (one per head)."""
+    return [f"{name}.{child_name}" if name else child_name
+            for name, module in model.named_modules() if isinstance(module, ClassifierHead)
+            for child_name, child in module.named_children() if isinstance(child, nn.Linear)]
+
+
+def classifier_in_fp32(model: nn.Module, names: list[str]) -> None:
+    """Wrap the ``nn.Linear`` layers called ``names`` (:func:`classifier_linears`) in
+    :class:`Fp32Linear`, in place; every other layer computes at the autocast precision."""
+    for name in names:
+        parent_name, _, child_name = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child_name, Fp32Linear(getattr(parent, child_name)))
 
 
 def swish_to_silu(model: nn.Module) -> None:
@@ -117,6 +130,7 @@ def prepare_for_inference(
     names of the steps applied, for reports.
     """
     net = copy.deepcopy(model).cpu().eval().requires_grad_(False)
+    classifiers = classifier_linears(net)  # by name: BatchNorm folding (torch.fx) keeps names, not classes
     swish_to_silu(net)
     steps = ["silu"]
     folded = fold_batch_norms(net)
@@ -132,10 +146,13 @@ def prepare_for_inference(
         steps.append("channels_last_3d")
     if precision != "32":
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        classifier_in_fp32(net, classifiers)
+        fp32 = {id(m.linear) for m in net.modules() if isinstance(m, Fp32Linear)}
         for module in net.modules():
-            if isinstance(module, nn.Conv3d):
-                module.to(dtype)
-        linear_in_fp32(net)
+            if isinstance(module, nn.Conv3d | nn.Linear) and id(module) not in fp32:
+                module.to(dtype)  # cast once here, not at every call under autocast
         net = AutocastModel(net, device, precision)
         steps.append(f"{dtype}".replace("torch.", "") + "_autocast")
+        if classifiers:
+            steps.append("fp32_classifier")
     return net, steps

@@ -18,13 +18,27 @@ from actcli.errors import UserError
 from actcli.settings import TrainSettings
 
 
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters that map features to class scores, as ``model.head_parameters()`` states
+    them (:class:`~actcli.models.zoo.ClassifierHead`, ActionModel, MultiModalModel); none for a
+    module that states none."""
+    stated = getattr(model, "head_parameters", None)
+    return list(stated()) if callable(stated) else []
+
+
 def param_groups(model: nn.Module, settings: TrainSettings) -> list[dict]:
-    """Up to four groups: (backbone | head) x (decayed | not decayed); empty ones dropped."""
+    """Up to four groups: (backbone | head) x (decayed | not decayed); empty ones dropped.
+
+    "Head" is decided by the module (:func:`head_parameters`), not by parameter names, so
+    late-fusion heads, fusion weights and a head trained alone on cached features all get
+    ``lr x head_lr_mult``.
+    """
+    head = {id(p) for p in head_parameters(model)}
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if not param.requires_grad:
             continue
-        is_head = name.startswith("head.")
+        is_head = id(param) in head
         decay = param.ndim > 1
         groups.setdefault((is_head, decay), []).append(param)
     out = []

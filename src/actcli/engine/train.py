@@ -13,6 +13,19 @@ the rest of that epoch's clips (same order; augmentation draws differ from an un
 A non-finite loss stops the run with its step number, or with ``skip_nonfinite`` the step is
 skipped and counted.
 
+Gradient accumulation groups an epoch's batches into fixed windows of ``accumulate`` (the last
+one shorter when they do not divide). Each window's gradient is the mean over the batches it
+trained on (a short window, or one with unreadable or non-finite batches, is divided by its own
+count), and every window ends with one scheduler step even when all its batches were skipped, so
+the schedule takes its ``steps_per_epoch`` steps each epoch and ends at its final value.
+
+``best.pt`` is the epoch with the best ``monitor``: the highest validation accuracy, ties going
+to the lower validation loss (``val_loss``: the lowest loss, ties to the higher accuracy; an exact
+tie keeps the earlier epoch). An epoch that validated no clip (every video unreadable) is never best.
+Early stopping's patience counts epochs without a better monitored value (a tie-break win is none).
+With no validation split at all (an empty ``val.csv``: ``annotate --folds`` or ``--split 85 0 15``)
+nothing is validated, every epoch replaces ``best.pt`` (best = last) and early stopping is off.
+
 Under torchrun (:mod:`actcli.engine.distributed`) the model trains wrapped in
 DistributedDataParallel, the training loader shards with ``DistributedSampler``, per-epoch
 statistics are summed over ranks and validation predictions gathered, so every rank sees the
@@ -24,6 +37,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -73,7 +87,8 @@ class TrainState:
 
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps done
-    best: float | None = None
+    best: float | None = None  # the monitored value of the best epoch, larger is better (accuracy or -loss)
+    best_tiebreak: float = -math.inf  # and its tie-break, larger is better (-loss or accuracy)
     best_epoch: int = 0
     bad_epochs: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -155,14 +170,19 @@ class Trainer:
         self.state = TrainState(**data["state"])
         torch.set_rng_state(data["rng"]["torch"])
 
-    def _optimizer_step(self) -> None:
+    def _optimizer_step(self, batches: int) -> None:
+        """Step on the gradients of ``batches`` batches, each backpropagated as ``loss / accumulate``:
+        a window of fewer batches is rescaled to their mean."""
+        if batches != self.settings.accumulate:
+            for param in self.model.parameters():
+                if param.grad is not None:
+                    param.grad.mul_(self.settings.accumulate / batches)
         if self.settings.clip_grad:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
@@ -183,7 +203,10 @@ class Trainer:
     def train_one_epoch(self, on_step: Callable[[float, int], None], stop: StopRequest | None = None,
                         epoch: int = 0) -> EpochStats:
         """One pass over the training loader (the rest of it, for a run resumed mid-epoch);
-        ``on_step(loss, clips)`` after each optimizer step; ends early when ``stop`` is requested."""
+        ``on_step(loss, clips)`` after each optimizer step; ends early when ``stop`` is requested.
+
+        Windows of ``accumulate`` batches (see the module doc): an optimizer step on the mean gradient
+        of the window's readable, finite batches, if any, then one scheduler step."""
         settings, model = self.settings, self.forward_model
         model.train()
         total_loss, correct, seen, skipped = 0.0, 0, 0, []
@@ -212,12 +235,16 @@ class Trainer:
                 pending += 1
                 pending_loss += value * n
                 pending_clips += n
-            if pending and (pending == settings.accumulate or last):
-                self._optimizer_step()
-                self.state.step += 1
+            if (index + 1) % settings.accumulate == 0 or last:  # the window's end
+                if pending:
+                    self._optimizer_step(pending)
+                    self.state.step += 1
+                    on_step(pending_loss / pending_clips, pending_clips)
+                    pending, pending_loss, pending_clips = 0, 0.0, 0
+                with warnings.catch_warnings():  # a window skipped whole still advances the schedule, on purpose
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+                    self.scheduler.step()
                 self.state.batches_done, self.state.world_size = done_before + index + 1, world().size
-                on_step(pending_loss / pending_clips, pending_clips)
-                pending, pending_loss, pending_clips = 0, 0.0, 0
                 if stop is not None and not last and stop.requested():
                     interrupted = True
                     break
@@ -236,9 +263,13 @@ class Trainer:
         return EpochStats(loss, accuracy, len(out.labels), out.skipped)
 
     def _improved(self, val: EpochStats) -> bool:
-        value = val.accuracy if self.settings.monitor == "val_accuracy" else -val.loss
-        if self.state.best is None or value > self.state.best:
-            self.state.best = value
+        """Whether ``val`` beats the best epoch so far (and becomes it): higher ``(monitor, tie-break)``,
+        ``(accuracy, -loss)`` or ``(-loss, accuracy)``; never for an epoch that validated no clip."""
+        if val.clips == 0:
+            return False
+        score = (val.accuracy, -val.loss) if self.settings.monitor == "val_accuracy" else (-val.loss, val.accuracy)
+        if self.state.best is None or score > (self.state.best, self.state.best_tiebreak):
+            self.state.best, self.state.best_tiebreak = score
             return True
         return False
 
@@ -262,6 +293,10 @@ class Trainer:
         settings, state = self.settings, self.state
         epoch_task = progress.add_task("epochs", total=settings.epochs, completed=state.epoch) if progress else None
         stopped_early, interrupted = False, None
+        validating = len(self.val_loader) > 0  # batches: none when val.csv is empty
+        if not validating:
+            warn("no validation split (val.csv is empty): best.pt is the last epoch" +
+                 ("; --early-stop is off" if settings.early_stop else ""))
         for epoch in range(state.epoch + 1, settings.epochs + 1):
             started = time.perf_counter()
             seed_epoch(seed, epoch, self.train_loader)
@@ -290,36 +325,44 @@ class Trainer:
                 writer.flush()
                 break
             state.batches_done = 0
-            val = self.validate(progress)
+            val = self.validate(progress) if validating else EpochStats(loss=math.nan, accuracy=math.nan)
             for path in stats.skipped + val.skipped:
                 if path not in state.skipped:
                     warn(f"skipped unreadable video {path}")
                     state.skipped.append(path)
+            if val.clips == 0 and validating:
+                warn(f"epoch {epoch}: no validation clip could be read, so this epoch cannot become best.pt")
             if progress is not None and batch_task is not None:
                 progress.remove_task(batch_task)
             record = EpochRecord(epoch=epoch, train_loss=stats.loss, train_accuracy=stats.accuracy,
-                                 val_loss=val.loss, val_accuracy=val.accuracy, lr=lr,
+                                 val_loss=val.loss if validating else None,
+                                 val_accuracy=val.accuracy if validating else None, lr=lr,
                                  seconds=time.perf_counter() - started)
             state.history.append(record.model_dump())
             state.seconds += record.seconds
             state.epoch = epoch
-            extras = {"epoch": epoch, "val_accuracy": val.accuracy, "val_loss": val.loss}
-            if self._improved(val):
-                state.best_epoch, state.bad_epochs = epoch, 0
+            extras = {"epoch": epoch, "val_accuracy": record.val_accuracy, "val_loss": record.val_loss}
+            before = state.best
+            if not validating or self._improved(val):  # nothing to compare: the latest weights are the best known
+                state.best_epoch = epoch
                 save("best", self.eval_model.state_dict(), extras)
-            else:
-                state.bad_epochs += 1
-            stopped_early = bool(settings.early_stop and state.bad_epochs >= settings.early_stop)
+            # Patience counts epochs without a better monitored value (a tie won on the tie-break is none).
+            better = state.best is not None and (before is None or state.best > before)
+            state.bad_epochs = 0 if better else state.bad_epochs + 1
+            stopped_early = bool(validating and settings.early_stop and state.bad_epochs >= settings.early_stop)
             if stop is not None and epoch < settings.epochs and stop.requested():  # arrived during validation
                 interrupted = stop.signal_name or "stop"
                 extras["interrupted"] = interrupted
             save("last", self.eval_model.state_dict(), {**extras, "training": self.state_dict()})
-            for name, value in (("train/loss", stats.loss), ("train/accuracy", stats.accuracy),
-                                ("val/loss", val.loss), ("val/accuracy", val.accuracy), ("lr", lr)):
+            scalars = [("train/loss", stats.loss), ("train/accuracy", stats.accuracy), ("lr", lr)]
+            if validating:
+                scalars += [("val/loss", val.loss), ("val/accuracy", val.accuracy)]
+            for name, value in scalars:
                 writer.add_scalar(name, value, epoch)
             writer.flush()
             if progress is not None and epoch_task is not None:
-                progress.update(epoch_task, advance=1, description=f"epochs (val acc {val.accuracy:.3f})")
+                done = f"val acc {val.accuracy:.3f}" if validating else f"train acc {stats.accuracy:.3f}"
+                progress.update(epoch_task, advance=1, description=f"epochs ({done})")
             if stopped_early:
                 warn(f"early stop: {settings.monitor} did not improve for {settings.early_stop} epochs")
                 break
@@ -328,7 +371,7 @@ class Trainer:
         best = next((r for r in state.history if r["epoch"] == state.best_epoch), None)
         return TrainMetrics(
             epochs=state.epoch, best_epoch=state.best_epoch,
-            best_val_accuracy=best["val_accuracy"] if best else 0.0,
+            best_val_accuracy=best["val_accuracy"] if best else None,
             skipped_clips=len(state.skipped), skipped_files=list(state.skipped), seconds=state.seconds,
             history=[EpochRecord(**r) for r in state.history], stopped_early=stopped_early,
             interrupted=interrupted, nonfinite_steps=state.nonfinite_steps,

@@ -57,15 +57,25 @@ def efficient(hub_builder: HubBuilder, spec: ClipSpec) -> nn.Module:
     return hub_builder(pretrained=False)
 
 
+def slow_frames(frames: int, alpha: int) -> torch.Tensor:
+    """``long [ceil(frames / alpha)]``: the fast pathway's frames the slow pathway takes, evenly spaced
+    from the first to the last, ``torch.linspace(0, T - 1, n).long()`` as pytorchvideo's ``PackPathway``
+    (PySlowFast's ``pack_pathway_output``, which the Kinetics weights were trained with) picks them.
+
+    ``n = T // alpha`` there; here ``ceil(T / alpha)``, the length the fast->slow fusion convolutions
+    (temporal stride ``alpha``, padded) give, so any ``T`` runs; the same when ``alpha`` divides ``T``."""
+    return torch.linspace(0, frames - 1, -(-frames // alpha)).long()
+
+
 class SlowFastNet(nn.Module):
     """A pytorchvideo SlowFast ``Net`` fed one clip instead of a ``[slow, fast]`` list.
 
     ``forward(clips)``: ``float [B, C, T, H, W]`` -> pathways ``[slow, fast]`` with ``fast``
-    the clip itself (``T`` frames) and ``slow`` every ``alpha``-th frame (``[B, C,
-    ceil(T / alpha), H, W]``, the frames the fast->slow fusion convolutions, temporal stride
-    ``alpha``, line up with) -> the network's blocks -> ``[B, 400]`` (or features once the
-    classifier is stripped). Parameters keep the ``Net``'s names (``blocks.<i>...``), so
-    pytorchvideo checkpoints load unchanged and the rest of actcli passes one tensor.
+    the clip itself (``T`` frames) and ``slow`` its frames :func:`slow_frames` (``[B, C,
+    ceil(T / alpha), H, W]``; for T = 32, alpha = 4: frames 0, 4, 8, 13, 17, 22, 26, 31) -> the
+    network's blocks -> ``[B, 400]`` (or features once the classifier is stripped). Parameters
+    keep the ``Net``'s names (``blocks.<i>...``), so pytorchvideo checkpoints load unchanged and
+    the rest of actcli passes one tensor.
     """
 
     def __init__(self, net: Net, alpha: int) -> None:
@@ -74,7 +84,8 @@ class SlowFastNet(nn.Module):
         self.blocks = net.blocks
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        x: list[torch.Tensor] | torch.Tensor = [clips[:, :, :: self.alpha], clips]
+        index = slow_frames(clips.shape[2], self.alpha).to(clips.device)
+        x: list[torch.Tensor] | torch.Tensor = [clips.index_select(2, index), clips]
         for block in self.blocks:
             x = block(x)
         return x
@@ -82,7 +93,7 @@ class SlowFastNet(nn.Module):
 
 def slowfast(hub_builder: HubBuilder, spec: ClipSpec, alpha: int) -> nn.Module:
     """A pytorchvideo hub SlowFast network with global head pooling, wrapped in
-    :class:`SlowFastNet`; ``spec`` is the fast pathway's clip (slow = every ``alpha``-th frame)."""
+    :class:`SlowFastNet`; ``spec`` is the fast pathway's clip (slow: ``ceil(frames / alpha)`` of its frames)."""
     del spec
     return SlowFastNet(hub_builder(pretrained=False, head_pool=nn.AdaptiveAvgPool3d), alpha)
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from actcli.data.video import ClipSpec
-from actcli.models.zoo import build_model, get_entry, strip_classifier
+from actcli.models.zoo import ClassifierHead, build_model, get_entry, strip_classifier
 
 MODALITIES = ("rgb", "audio", "motion", "features")
 FUSIONS = ("late", "weighted", "joint")
@@ -100,17 +100,23 @@ class MultiModalModel(nn.Module):
         self.encoders = nn.ModuleDict({m: enc for m, (enc, _) in encoders.items()})
         dims = {m: d for m, (_, d) in encoders.items()}
         if fusion in LATE_FUSIONS:
-            self.heads = nn.ModuleDict({m: nn.Sequential(nn.Dropout(dropout), nn.Linear(d, num_classes))
-                                        for m, d in dims.items()})
+            self.heads = nn.ModuleDict({m: ClassifierHead(d, num_classes, dropout) for m, d in dims.items()})
             if fusion == "weighted":
                 self.fusion_logits = nn.Parameter(torch.zeros(len(dims)))
         else:
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(sum(dims.values()), num_classes))
-        self.keep_eval: list[nn.Module] = []
+            self.head = ClassifierHead(sum(dims.values()), num_classes, dropout)
 
     @property
     def modalities(self) -> list[str]:
         return list(self.encoders)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The parameters that map features to class scores: every modality's head and the
+        fusion weights (late fusions), or the joint head."""
+        if self.fusion == "joint":
+            return self.head.head_parameters()
+        weights = [self.fusion_logits] if self.fusion == "weighted" else []
+        return [p for head in self.heads.values() for p in head.head_parameters()] + weights
 
     def modality_logits(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each modality's own logits ``[B, K]`` (late fusion only)."""

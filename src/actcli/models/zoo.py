@@ -29,6 +29,7 @@ from torch import nn
 from actcli.data.video import ClipSpec
 from actcli.errors import UserError
 from actcli.models.builders import Builder, efficient, mvit, pooled, r3d_tiny, slowfast, x3d
+from actcli.models.freeze import keep_in_eval
 
 KINETICS_ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 
@@ -93,35 +94,49 @@ def get_entry(name: str) -> ModelEntry:
     raise UserError(f"unknown model {name!r}{hint}; known models: {', '.join(MODELS)}")
 
 
+class ClassifierHead(nn.Sequential):
+    """Dropout and the final linear classifier: features ``[B, D]`` -> logits ``[B, K]``.
+
+    The module that maps features to class scores wherever it sits (an ActionModel's
+    ``head``, a head per modality, or trained alone on cached features): ``head_lr_mult``
+    applies to its parameters (:func:`actcli.engine.recipe.param_groups`) and its linear
+    layer stays fp32 at bf16 inference (:func:`actcli.engine.inference.classifier_in_fp32`).
+    Parameter names are a plain ``nn.Sequential``'s (``0``, ``1.weight``, ``1.bias``).
+    """
+
+    def __init__(self, in_features: int, num_classes: int, dropout: float) -> None:
+        super().__init__(nn.Dropout(dropout), nn.Linear(in_features, num_classes))
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """All of them: this module is a head."""
+        return list(self.parameters())
+
+
 class ActionModel(nn.Module):
     """A clip classifier: ``float [B, C, T, H, W]`` -> logits ``[B, num_classes]``.
 
-    ``backbone`` maps a clip to pooled features ``[B, feature_dim]``; ``head`` is dropout
-    plus a linear layer. With a frozen backbone, ``train()`` keeps the backbone in eval
-    mode, so BatchNorm statistics and dropout inside it stay untouched.
+    ``backbone`` maps a clip to pooled features ``[B, feature_dim]``; ``head`` is a
+    :class:`ClassifierHead` (dropout plus a linear layer). A frozen backbone stays in eval
+    mode through ``train()`` (:func:`actcli.models.freeze.keep_in_eval`), so BatchNorm
+    statistics and dropout inside it stay untouched.
     """
 
     def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, dropout: float) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
-        self.keep_eval: list[nn.Module] = []  # frozen parts, see actcli.models.freeze
+        self.head = ClassifierHead(feature_dim, num_classes, dropout)
 
     @property
     def num_classes(self) -> int:
         return self.head[-1].out_features
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The parameters that map features to class scores (those of ``head``)."""
+        return self.head.head_parameters()
+
     def freeze_backbone(self) -> None:
         """Stop gradients into the backbone and keep it in eval mode from now on."""
-        self.backbone.requires_grad_(False)
-        self.keep_eval = [self.backbone]
-        self.backbone.eval()
-
-    def train(self, mode: bool = True) -> ActionModel:
-        super().train(mode)
-        for module in self.keep_eval:
-            module.eval()
-        return self
+        keep_in_eval(self.backbone)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(clips))

@@ -23,20 +23,24 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Options:
-    """What ``annotate`` passes to a format: the official split (``fold``) and where the official
-    list files are (``lists``: a folder, or the list file itself; None: look inside the root)."""
+    """What ``annotate`` passes to a format: the official split (``fold``), where the official
+    list files are (``lists``: a folder, or the list file itself; None: look inside the root) and
+    the dataset's name (``kinetics400`` prefers ``kinetics-400_train.csv`` beside a 600's)."""
 
     fold: int = 1
     lists: Path | None = None
+    dataset: str = ""
 
 
 @dataclass
 class Annotated:
-    """A dataset read from disk: the clip table, the classes in id order, listed videos not found."""
+    """A dataset read from disk: the clip table, the classes in id order, listed videos not found, and
+    warnings for the user (e.g. class folders matched with another letter case)."""
 
     table: pd.DataFrame
     classes: list[str]
     missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,3 +82,36 @@ def get_format(name: str) -> Format:
     import importlib
 
     return importlib.import_module(f"actcli.data.formats.{name}").FORMAT
+
+
+class ListedFiles:
+    """Finds the files an official list names under ``root``, matching letter case loosely.
+
+    UCF101's list says ``HandstandPushups/v_HandStandPushups_g01_c01.avi``; copies of the dataset
+    differ in the folder's case. An exact path is used as is; otherwise the one file whose path
+    matches without regard to case is used, and :attr:`warnings` says which folder was matched.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lower: dict[str, str] | None = None
+        self._matched: dict[str, str] = {}
+
+    def find(self, relative: str) -> str | None:
+        """``relative`` as it is on disk (POSIX, relative to the root), or None if no file matches."""
+        if (self.root / relative).is_file():
+            return relative
+        if self._lower is None:  # built on the first miss only: one walk of the tree
+            self._lower = {p.relative_to(self.root).as_posix().lower(): p.relative_to(self.root).as_posix()
+                           for p in self.root.rglob("*") if p.is_file()}
+        found = self._lower.get(relative.lower())
+        if found is not None:
+            listed, actual = relative.rsplit("/", 1)[0], found.rsplit("/", 1)[0]
+            if listed != actual:
+                self._matched.setdefault(listed, actual)
+        return found
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"the list names folder {listed!r}, found as {actual!r} (letter case differs): used"
+                for listed, actual in sorted(self._matched.items())]

@@ -1,7 +1,9 @@
 """Kinetics-400/600/700 from the official CSV annotations, mapped to the files downloaders save.
 
-The CSVs (``train.csv``, ``validate.csv``, ``test.csv``; columns ``label,youtube_id,time_start,
-time_end,split``) come with the dataset release; the videos are trimmed clips named
+The CSVs (columns ``label,youtube_id,time_start,time_end,split``) come under the names of each
+release: ``train.csv`` / ``validate.csv`` (the DeepMind and CVDF archives), ``kinetics-400_train.csv``
+/ ``kinetics-400_val.csv`` (and 600/700, as the ActivityNet crawler and most mirrors have them),
+``kinetics_train.csv`` / ``kinetics_val.csv`` (the 2017 Kinetics-400 release); the videos are trimmed clips named
 ``<youtube_id>_<time_start:06d>_<time_end:06d>.mp4`` (any video extension), in class folders
 or flat, as the common downloaders save them. Kinetics always has videos missing (deleted from
 YouTube): they are counted and listed, not fatal. Splits: ``train`` is train (a val carved from
@@ -19,7 +21,15 @@ from actcli.data.formats import Annotated, Format, Options, find_list
 from actcli.errors import UserError
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end")
-SPLIT_FILES = {"train": ("train.csv",), "test": ("validate.csv", "val.csv", "validation.csv")}
+TRAIN_NAMES = ("train.csv", "kinetics-{v}_train.csv", "kinetics{v}_train.csv", "kinetics_train.csv")
+TEST_NAMES = ("validate.csv", "val.csv", "validation.csv", "kinetics-{v}_val.csv", "kinetics-{v}_validate.csv",
+              "kinetics{v}_val.csv", "kinetics_val.csv")
+
+
+def split_file_names(names: tuple[str, ...], dataset: str) -> tuple[str, ...]:
+    """The file names to look for, for ``kinetics400``/``600``/``700`` (``{v}`` filled in)."""
+    version = dataset.removeprefix("kinetics") or "400"
+    return tuple(dict.fromkeys(n.format(v=version) for n in names))
 
 
 def clip_stem(youtube_id: str, start: float, end: float) -> str:
@@ -32,7 +42,7 @@ def load_csv(path: Path) -> pd.DataFrame:
     from actcli.data.annotate import check_fields
 
     check_fields(path)
-    table = pd.read_csv(path, dtype={"label": str, "youtube_id": str}, index_col=False)
+    table = pd.read_csv(path, dtype={"label": str, "youtube_id": str}, index_col=False, encoding="utf-8-sig")
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise UserError(f"{path} lacks column(s) {', '.join(missing)}; expected label,youtube_id,time_start,time_end")
@@ -53,8 +63,10 @@ def index_videos(root: Path) -> dict[str, str]:
 def read(root: Path, options: Options) -> Annotated:
     found = index_videos(root)
     rows, missing, labels = [], [], set()
-    first = find_list(root, options, SPLIT_FILES["train"], "Kinetics' train.csv")
-    for split, names in SPLIT_FILES.items():
+    files = {"train": split_file_names(TRAIN_NAMES, options.dataset),
+             "test": split_file_names(TEST_NAMES, options.dataset)}
+    first = find_list(root, options, files["train"], "Kinetics' train.csv")
+    for split, names in files.items():
         path = next((first.parent / n for n in names if (first.parent / n).is_file()), None)
         if path is None:
             raise UserError(f"none of {', '.join(names)} in {first.parent}; pass the folder of the official CSVs "

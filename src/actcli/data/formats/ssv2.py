@@ -2,9 +2,11 @@
 
 ``labels.json`` maps each template (placeholders without brackets, ``"Putting something on a
 surface"``) to its class id; ``train.json`` and ``validation.json`` list ``{"id", "label",
-"template", "placeholders"}`` with ``[something]`` in the template; videos are ``<id>.webm``
-under the root. Splits: train (a val carved from it), validation as test (test labels are not
-public). Horizontal flips are off by default: "left" and "right" are in the class names.
+"template", "placeholders"}`` with ``[something]`` in the template. The label archive names them
+``something-something-v2-labels.json``, ``-train.json`` and ``-validation.json``; both namings are
+read. Videos are ``<id>.webm`` under the root. Splits: train (a val carved from it), validation as
+test (test labels are not public). Horizontal flips are off by default: "left" and "right" are in
+the class names.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import pandas as pd
 
 from actcli.data.formats import Annotated, Format, Options, find_list
 from actcli.errors import UserError
+from actcli.fileio import read_text
+
+PREFIX = "something-something-v2-"
 
 
 def template_class(template: str) -> str:
@@ -25,13 +30,15 @@ def template_class(template: str) -> str:
 
 def _load_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not valid JSON ({exc}); download it again") from None
 
 
 def read(root: Path, options: Options) -> Annotated:
-    labels_path = find_list(root, options, ("labels.json",), "Something-Something v2's labels.json")
+    labels_path = find_list(root, options, ("labels.json", f"{PREFIX}labels.json"),
+                            "Something-Something v2's labels.json")
+    prefix = PREFIX if labels_path.name.startswith(PREFIX) else ""
     labels = _load_json(labels_path)
     if not isinstance(labels, dict):
         raise UserError(f"{labels_path}: expected an object of template -> id")
@@ -39,7 +46,7 @@ def read(root: Path, options: Options) -> Annotated:
     videos = {p.stem: p.relative_to(root).as_posix() for p in root.rglob("*.webm")}
     rows, missing = [], []
     for split, name in (("train", "train.json"), ("test", "validation.json")):
-        path = labels_path.parent / name
+        path = labels_path.parent / f"{prefix}{name}"
         if not path.is_file():
             raise UserError(f"{path} not found; it comes with labels.json in the dataset's label archive")
         for number, entry in enumerate(_load_json(path), 1):

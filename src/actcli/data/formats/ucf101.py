@@ -13,14 +13,15 @@ from pathlib import Path
 import pandas as pd
 
 from actcli.data.annotate import find_class_root, group_of
-from actcli.data.formats import Annotated, Format, Options, find_list
+from actcli.data.formats import Annotated, Format, ListedFiles, Options, find_list
 from actcli.errors import UserError
+from actcli.fileio import read_text
 
 
 def read_class_index(path: Path) -> list[str]:
     """``classInd.txt`` -> class names in id order (ids are 1-based in the file)."""
     entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -36,7 +37,7 @@ def read_class_index(path: Path) -> list[str]:
 def read_list(path: Path) -> list[str]:
     """Video paths (``Class/v_Class_gNN_cNN.avi``) of a train or test list; labels in the file are ignored
     (the class folder is the label)."""
-    return [line.split()[0].replace("\\", "/") for line in path.read_text(encoding="utf-8").splitlines()
+    return [line.split()[0].replace("\\", "/") for line in read_text(path).splitlines()
             if line.strip()]
 
 
@@ -50,6 +51,7 @@ def read(root: Path, options: Options) -> Annotated:
     class_root = find_class_root(root)
     index = find_list(root, options, ("classInd.txt",), "UCF101's class index")
     classes, folder = read_class_index(index), index.parent
+    files = ListedFiles(class_root)
     rows, missing = [], []
     for split, name in (("train", f"trainlist0{options.fold}.txt"), ("test", f"testlist0{options.fold}.txt")):
         listed = folder / name
@@ -60,11 +62,12 @@ def read(root: Path, options: Options) -> Annotated:
             label = rel.split("/")[0]
             if label not in classes:
                 raise UserError(f"{listed}: class {label!r} of {rel} is not in classInd.txt")
-            if not (class_root / rel).is_file():
+            found = files.find(rel)
+            if found is None:
                 missing.append(rel)
                 continue
-            rows.append({"path": rel, "label": label, "group": group_of(rel) or rel, "split": split})
-    return Annotated(pd.DataFrame(rows, columns=["path", "label", "group", "split"]), classes, missing)
+            rows.append({"path": found, "label": label, "group": group_of(rel) or rel, "split": split})
+    return Annotated(pd.DataFrame(rows, columns=["path", "label", "group", "split"]), classes, missing, files.warnings)
 
 
 FORMAT = Format(

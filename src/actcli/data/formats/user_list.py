@@ -17,13 +17,14 @@ import pandas as pd
 
 from actcli.data.formats import Annotated, Format, Options
 from actcli.errors import UserError
+from actcli.fileio import read_text
 
 OPTIONAL = ("start", "end", "group", "split")
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -40,7 +41,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     from actcli.data.annotate import check_fields
 
     check_fields(path)
-    table = pd.read_csv(path, dtype={"path": str, "label": str, "group": str, "split": str}, index_col=False)
+    table = pd.read_csv(path, dtype={"path": str, "label": str, "group": str, "split": str}, index_col=False,
+                        encoding="utf-8-sig")
     return table.assign(_line=range(2, len(table) + 2))
 
 
