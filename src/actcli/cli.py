@@ -133,7 +133,7 @@ def train(
     root: RootOpt = None,
     annotations: AnnotationsOpt = None,
     model: ModelOpt = None,
-    weights: Annotated[str | None, typer.Option(help="Starting weights: 'kinetics' (downloaded once) or a checkpoint file. (default: random init)")] = None,
+    weights: Annotated[str | None, typer.Option(help="Starting weights: 'kinetics' (the model's published weights, downloaded once and cached; see actcli models), hf:<repo>[@revision] (Hugging Face Hub, HF_HUB_OFFLINE=1 uses the cache), a file (actcli checkpoint or the publisher's state dict) or a Hugging Face folder (config.json + model.safetensors). (default: random init)")] = None,
     freeze: Annotated[str | None, typer.Option(help="none, backbone, bn (all BatchNorm) or until:<block> (backbone blocks up to <block>, by index or name); frozen parts stay in eval mode. (default: none)")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier. (default: 0.5)")] = None,
     frames: FramesOpt = None,
@@ -171,6 +171,7 @@ def train(
     monitor: Annotated[str | None, typer.Option(help="val_accuracy or val_loss: picks best.pt and early stopping. (default: val_accuracy)")] = None,
     ema: Annotated[float | None, typer.Option(help="Keep an exponential moving average of the weights with this decay, e.g. 0.999; it is validated and saved. (default: off)")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed. (default: 0)")] = None,
+    model_config: Annotated[str | None, typer.Option("--model-config", help="Hugging Face models: architecture overrides KEY=VALUE,... (fields of its transformers configuration), e.g. hidden_size=64,num_hidden_layers=2 for a narrow model; stored in the checkpoint. (default: none)")] = None,
     device: DeviceOpt = None,
     experiment: ExperimentOpt = None,
     resume: Annotated[str | None, typer.Option(help="Continue an interrupted run: 'auto' (newest run of --experiment) or a last.pt / run folder. Its saved settings are used.")] = None,
@@ -188,7 +189,7 @@ def train(
 
     settings, sources = settings_from_options(
         config, data__dataset=dataset, data__root=root, data__annotations_dir=annotations,
-        model__name=model, model__weights=weights, model__freeze=freeze, model__dropout=dropout,
+        model__name=model, model__weights=weights, model__freeze=freeze, model__dropout=dropout, model__config=model_config,
         data__frames=frames, data__stride=stride, data__crop=crop, data__hflip=hflip, data__augment=augment,
         train__optimizer=optimizer, train__lr=lr, train__weight_decay=weight_decay,
         train__epochs=epochs, train__batch_size=batch_size, data__workers=workers, data__decoder=decoder, data__skip_missing=skip_missing,

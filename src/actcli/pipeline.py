@@ -19,8 +19,9 @@ from actcli.data.registry import dataset_info, resolve_root
 from actcli.data.transforms import eval_transform, motion_transform, train_transform
 from actcli.data.video import ClipSpec, resolve_decoder
 from actcli.errors import UserError
-from actcli.models.zoo import get_entry
-from actcli.settings import Settings
+from actcli.models.convention import PYTORCHVIDEO, Convention
+from actcli.models.zoo import check_clip, get_entry
+from actcli.settings import Settings, parse_model_config
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,19 @@ def data_source(settings: Settings) -> DataSource:
 
 
 def clip_spec(settings: Settings, model_name: str | None = None) -> ClipSpec:
-    """The model's native clip spec with any ``data.frames/stride/crop`` override applied."""
-    native = get_entry(model_name or settings.model.name).clip
+    """The model's native clip spec with any ``data.frames/stride/crop`` override applied; a clip the
+    model cannot take is one error line saying what it can take."""
+    name = model_name or settings.model.name
+    native = get_entry(name).clip
     data = settings.data
-    return ClipSpec(data.frames or native.frames, data.stride or native.stride, data.crop or native.crop)
+    spec = ClipSpec(data.frames or native.frames, data.stride or native.stride, data.crop or native.crop)
+    check_clip(name, spec, model_config(settings))
+    return spec
+
+
+def model_config(settings: Settings) -> dict:
+    """``model.config`` (``--model-config``) as typed overrides of the architecture."""
+    return parse_model_config(settings.model.config)
 
 
 def split_table(source: DataSource, split: str) -> pd.DataFrame:
@@ -95,6 +105,7 @@ class Inputs:
     motion: str = "difference"
     features: Path | None = None
     features_fps: float = 30.0
+    convention: Convention = PYTORCHVIDEO  # how RGB clips are resized and normalised for the model
 
     def feature_store(self) -> FeatureStore | None:
         """The store of the ``features`` modality (None without it); a missing --features is one error line."""
@@ -105,11 +116,14 @@ class Inputs:
         return FeatureStore(self.features, self.features_fps)
 
 
-def inputs_of(settings: Settings, modalities: list[str] | tuple[str, ...] | None = None) -> Inputs:
-    """:class:`Inputs` from ``data.*``; ``modalities`` (e.g. a checkpoint's) overrides ``data.modalities``."""
+def inputs_of(settings: Settings, modalities: list[str] | tuple[str, ...] | None = None,
+              convention: Convention | None = None) -> Inputs:
+    """:class:`Inputs` from ``data.*``; ``modalities`` (e.g. a checkpoint's) overrides ``data.modalities``,
+    ``convention`` (a checkpoint's) the convention of ``model.name``'s zoo entry."""
     data = settings.data
     chosen = tuple(modalities) if modalities is not None else tuple(data.modalities.split(","))
-    return Inputs(chosen, data.no_audio, data.motion, data.features, data.features_fps)
+    convention = convention or get_entry(settings.model.name).convention
+    return Inputs(chosen, data.no_audio, data.motion, data.features, data.features_fps, convention)
 
 
 def clip_dataset(
@@ -118,9 +132,11 @@ def clip_dataset(
 ) -> VideoClipDataset:
     """A dataset of ``split``: random clips and augmentation when ``training``, else centred;
     ``observe`` limits each video to its first part (early prediction)."""
-    transform = train_transform(spec.crop, hflip) if training else eval_transform(spec.crop)
+    convention = inputs.convention
+    transform = train_transform(spec.crop, hflip, convention) if training else eval_transform(spec.crop, convention)
     return VideoClipDataset(source.root, split_table(source, split), spec, transform, training, source.decoder,
-                            observe, inputs.modalities, inputs.no_audio, inputs.motion, inputs.feature_store())
+                            observe, inputs.modalities, inputs.no_audio, inputs.motion, inputs.feature_store(),
+                            convention)
 
 
 def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: ClipSpec, training: bool,
@@ -142,7 +158,9 @@ def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: Clip
         table, gone = check_media(source.root, table, settings.data.skip_missing)
     if table.empty:
         raise UserError(f"no {split} segment has media under {source.root}; check --root")
-    transform = train_transform(spec.crop, hflip_enabled(settings)) if training else eval_transform(spec.crop)
+    convention = inputs.convention
+    transform = (train_transform(spec.crop, hflip_enabled(settings), convention) if training
+                 else eval_transform(spec.crop, convention))
     return Ek100Dataset(source.root, table, spec.frames, transform, training, video_rates(settings.paths.outputs),
                         source.decoder, gone, inputs.modalities, inputs.feature_store(),
                         motion_transform(spec.crop, training))

@@ -98,22 +98,57 @@ class DataSettings(_Section):
     )
 
 
+def parse_model_config(text: str) -> dict[str, int | float | bool | str]:
+    """``"hidden_size=64,drop_path_rate=0.1,use_mean_pooling=true"`` -> typed values (int, float, bool, str)."""
+    out: dict[str, int | float | bool | str] = {}
+    for pair in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"expected KEY=VALUE pairs separated by commas, got {pair!r}")
+        raw = raw.strip()
+        value: int | float | bool | str
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = raw
+        out[key.strip()] = value
+    return out
+
+
 class ModelSettings(_Section):
     """Which network, which starting weights, what to train."""
 
     name: str = Field("x3d_xs", description="Model name (see `actcli models`).")
     weights: str | None = Field(
-        None, description="'kinetics', a checkpoint path, or empty for random initialisation."
+        None, description="'kinetics' (the model's published weights), hf:<repo>[@revision], a file or a Hugging Face "
+        "folder, or empty for random initialisation."
     )
     freeze: str = Field(
         "none", description="Parts kept fixed: none, backbone, bn (all BatchNorm) or until:<block> "
         "(backbone blocks up to and including <block>, by index or name)."
     )
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout before the classifier.")
+    config: str = Field(
+        "", description="Architecture overrides of a Hugging Face model, KEY=VALUE,...: e.g. hidden_size=64,"
+        "num_hidden_layers=2,num_attention_heads=2,intermediate_size=128 for a narrow VideoMAE (any field of its "
+        "transformers configuration). Stored in the checkpoint."
+    )
     fusion: Literal["late", "weighted", "joint"] = Field(
         "late", description="Several modalities: late (a head per modality, log-probabilities averaged), weighted "
         "(late fusion with learned modality weights) or joint (pooled features concatenated into one head)."
     )
+
+    @field_validator("config")
+    @classmethod
+    def _config_pairs(cls, value: str) -> str:
+        parse_model_config(value)
+        return value
 
     @field_validator("freeze")
     @classmethod

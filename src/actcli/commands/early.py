@@ -16,6 +16,7 @@ from actcli.data.video import ClipSpec
 from actcli.engine.distributed import is_main, predict_dataset
 from actcli.engine.evaluate import topk_accuracy
 from actcli.fileio import atomic_path
+from actcli.models.convention import PYTORCHVIDEO, Convention
 from actcli.pipeline import DataSource, clip_dataset, inputs_of
 from actcli.report import EarlyMetrics, make_report, write_report
 from actcli.settings import Settings, observe_ratios
@@ -46,7 +47,7 @@ def plot_curve(metrics: EarlyMetrics, path: Path, title: str) -> None:
 
 def early_prediction(settings: Settings, model: torch.nn.Module, spec: ClipSpec, source: DataSource,
                      device: torch.device, report_path: Path, config: dict, title: str,
-                     modalities: tuple[str, ...] = ("rgb",)) -> Path:
+                     modalities: tuple[str, ...] = ("rgb",), convention: Convention = PYTORCHVIDEO) -> Path:
     """Evaluate ``model`` at every ratio of ``test.observe``; writes ``report_path`` and the PNG beside it."""
     split = settings.test.split
     ratios = observe_ratios(settings.test.observe or "1")
@@ -55,7 +56,7 @@ def early_prediction(settings: Settings, model: torch.nn.Module, spec: ClipSpec,
         task = bars.add_task("observation ratios", total=len(ratios))
         for ratio in ratios:
             dataset = clip_dataset(source, split, spec, training=False, observe=ratio,
-                                   inputs=inputs_of(settings, modalities))
+                                   inputs=inputs_of(settings, modalities, convention))
             out = predict_dataset(model, dataset, settings.test.batch_size, settings.data.workers, device, bars,
                                   f"r = {ratio:g}")
             if len(out.labels) == 0:

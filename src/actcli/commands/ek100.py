@@ -15,7 +15,7 @@ from actcli.ek100.metrics import GroundTruth, Rankings, anticipation_metrics, re
 from actcli.ek100.splits import TaskSpec, read_task, write_ek100_splits
 from actcli.ek100.submission import CHALLENGES, Supervision, make_submission, read_submission, write_submission
 from actcli.engine.distributed import is_main, predict_dataset
-from actcli.models.checkpoint import clip_of
+from actcli.models.checkpoint import clip_of, convention_of
 from actcli.pipeline import DataSource, ek100_dataset, inputs_of
 from actcli.report import AnnotateMetrics, ScoreMetrics, make_report, write_report
 from actcli.runs import run_dir_of
@@ -99,8 +99,8 @@ def test_ek100(settings: Settings, model: torch.nn.Module, checkpoint: dict, wei
     split = settings.test.split
     spec = clip_of(checkpoint)
     task = read_task(source.annotations_dir).task
-    dataset = ek100_dataset(settings, source, split, spec, training=False,
-                            inputs=inputs_of(settings, checkpoint.get("modalities", ["rgb"])))
+    inputs = inputs_of(settings, checkpoint.get("modalities", ["rgb"]), convention_of(checkpoint))
+    dataset = ek100_dataset(settings, source, split, spec, training=False, inputs=inputs)
     with ui.progress() as bars:
         out = predict_dataset(model, dataset, settings.test.batch_size, settings.data.workers, device, bars,
                               f"predicting EK100 {split}")

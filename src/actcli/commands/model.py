@@ -28,11 +28,12 @@ from actcli.engine.inference import inference_precision, prepare_for_inference
 from actcli.errors import UserError
 from actcli.models.checkpoint import (
     clip_of,
+    convention_of,
     model_from_checkpoint,
 )
 from actcli.models.exported import is_exported, load_exported
 from actcli.models.multimodal import HeadsView, MultiModalModel
-from actcli.models.zoo import build_model
+from actcli.models.zoo import build_model, get_entry
 from actcli.pipeline import (
     check_classes,
     clip_dataset,
@@ -40,6 +41,7 @@ from actcli.pipeline import (
     clips_to_device,
     data_source,
     inputs_of,
+    model_config,
     resolve_device,
     split_table,
     to_device,
@@ -54,7 +56,7 @@ DATA_KEYS = ("dataset", "root", "annotations_dir", "no_audio", "motion", "featur
 def _load_model(weights: Path, device: torch.device, threads: int | None = None):
     """A checkpoint or an exported file (TorchScript / ONNX) ready for inference.
 
-    Returns ``(model, clip spec, classes, model name, checkpoint dict or None, device)``;
+    Returns ``(model, clip spec, classes, model name, checkpoint dict or None, device, convention)``;
     ONNX files run on the CPU through ONNX Runtime, so ``device`` becomes CPU for them.
     """
     if is_exported(weights):
@@ -62,10 +64,12 @@ def _load_model(weights: Path, device: torch.device, threads: int | None = None)
             ui.warn("ONNX exports run on the CPU (ONNX Runtime); using device cpu")
             device = torch.device("cpu")
         exported = load_exported(weights, device=device, threads=threads)
-        return exported, exported.clip, exported.classes, exported.model_name, None, device
+        return (exported, exported.clip, exported.classes, exported.model_name, None, device,
+                exported.convention)
     model, checkpoint = model_from_checkpoint(weights)
     model = to_device(model, device).eval()
-    return model, clip_of(checkpoint), checkpoint["classes"], checkpoint["model"], checkpoint, device
+    return (model, clip_of(checkpoint), checkpoint["classes"], checkpoint["model"], checkpoint, device,
+            convention_of(checkpoint))
 
 
 def _per_modality_top1(model: torch.nn.Module, dataset, settings: Settings, device: torch.device,
@@ -162,15 +166,17 @@ def _test(settings: Settings, sources: dict[str, str], weights: Path | None, exp
                   "inference_steps": steps, "decoder": source.decoder}
         return early_prediction(settings, prepared, spec, source, device, report_path, config,
                                 f"{checkpoint['model']} on {source.dataset} {split}",
-                                tuple(checkpoint.get("modalities", ["rgb"])))
+                                tuple(checkpoint.get("modalities", ["rgb"])), convention_of(checkpoint))
     temporal, spatial = (int(n) for n in settings.test.views.split("x"))
     modalities = tuple(checkpoint.get("modalities", ["rgb"]))
     if modalities != ("rgb",):
         if settings.test.views != "1x1":
             raise UserError(f"a {'+'.join(modalities)} model is tested on one centred clip per video: drop --views")
-        dataset = clip_dataset(source, split, spec, training=False, inputs=inputs_of(settings, modalities))
+        dataset = clip_dataset(source, split, spec, training=False,
+                               inputs=inputs_of(settings, modalities, convention_of(checkpoint)))
     else:
-        dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder)
+        dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder,
+                                   convention_of(checkpoint))
     precision = inference_precision(settings.test.precision, device)
     original = model
     model, steps = prepare_for_inference(model, device, precision)
@@ -239,11 +245,13 @@ def benchmark(settings: Settings, sources: dict[str, str], weights: Path | None,
     device = resolve_device(settings.train.device)
     if model_given and weights is None:
         spec = clip_spec(settings)
-        model, name, weights_used = build_model(settings.model.name, spec, 400), settings.model.name, None
+        model = build_model(settings.model.name, spec, 400, config=model_config(settings))
+        name, weights_used, convention = settings.model.name, None, get_entry(settings.model.name).convention
         model = to_device(model, device)
     else:
         weights_used = _checkpoint_path(settings, weights, experiment)
-        model, spec, _, name, checkpoint, device = _load_model(weights_used, device, settings.benchmark.threads)
+        model, spec, _, name, checkpoint, device, convention = _load_model(weights_used, device,
+                                                                           settings.benchmark.threads)
         if checkpoint is not None:
             settings = _with_checkpoint_data(settings, sources, checkpoint)
     bench = settings.benchmark
@@ -265,7 +273,7 @@ def benchmark(settings: Settings, sources: dict[str, str], weights: Path | None,
                          + (", with the prototype's way alongside" if reference else ""))
         with ui.progress() as bars:
             metrics = run_benchmark(model, spec, videos, device, bench.batch_size, bench.warmup, bench.runs, bars,
-                                    decoder, eager, precision, steps)
+                                    decoder, eager, precision, steps, convention)
     config = {**settings.model_dump(mode="json"), "model": name, "clip": asdict(spec),
               "weights": str(weights_used) if weights_used else None, "videos": video_source}
     path = (_report_path(settings, weights_used, report_file, "report-benchmark.json") if weights_used
@@ -296,7 +304,8 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
     """The ``top_k`` classes for one video (one centred clip)."""
     require_readable(video)
     weights = _checkpoint_path(settings, weights, experiment)
-    model, spec, classes, name, _, device = _load_model(weights, resolve_device(settings.train.device))
+    device = resolve_device(settings.train.device)
+    model, spec, classes, name, _, device, convention = _load_model(weights, device)
     if not is_exported(weights):
         model, _ = prepare_for_inference(model, device, _precision(settings, device, False))
 
@@ -305,7 +314,8 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
                             centre_clip_start(info.frames, spec.frames, spec.stride))
 
     frames, _ = read_clip(video, choose, resolve_decoder(settings.data.decoder))
-    probs = F.softmax(model(clips_to_device(eval_transform(spec.crop)(frames)[None], device)).float(), dim=1)[0]
+    clip = eval_transform(spec.crop, convention)(frames)[None]
+    probs = F.softmax(model(clips_to_device(clip, device)).float(), dim=1)[0]
     top = probs.topk(min(top_k, len(classes)))
     result = PredictMetrics(video=str(video), top=[
         {"class": classes[i], "probability": float(p)} for p, i in zip(top.values, top.indices, strict=True)])

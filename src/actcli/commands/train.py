@@ -26,9 +26,10 @@ from actcli.engine.sync_batchnorm import convert_sync_batchnorm
 from actcli.engine.train import Trainer
 from actcli.errors import UserError
 from actcli.fileio import write_text
-from actcli.models.checkpoint import kinetics_weights_path, load_file, load_initial_weights, save_checkpoint
+from actcli.models.checkpoint import load_file, load_initial_weights, save_checkpoint, weights_path
 from actcli.models.freeze import apply_freeze
 from actcli.models.multimodal import build_any
+from actcli.models.zoo import get_entry
 from actcli.pipeline import (
     clip_dataset,
     clip_spec,
@@ -36,6 +37,7 @@ from actcli.pipeline import (
     ek100_dataset,
     hflip_enabled,
     inputs_of,
+    model_config,
     resolve_device,
     to_device,
 )
@@ -147,11 +149,12 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     if modalities_list != ["rgb"] and settings.model.freeze not in ("none", "bn"):
         raise UserError(f"--freeze {settings.model.freeze} applies to single-modality models; use none or bn")
     feature_dim = train_set.feature_dim() if "features" in modalities_list else None
+    config = model_config(settings)
     model = build_any(settings.model.name, spec, len(source.classes), settings.model.dropout, modalities_list,
-                      settings.model.fusion, feature_dim)
+                      settings.model.fusion, feature_dim, config)
     loaded = "random initialisation"
     if settings.model.weights and resumed is None:
-        loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes)
+        loaded = load_initial_weights(model, settings.model.name, settings.model.weights, source.classes, config)
     if resumed is not None:
         model.load_state_dict(resumed["state_dict"])  # the frozen backbone of a cached-feature run
     if settings.train.sync_bn:
@@ -178,7 +181,7 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     elif settings.data.cache_clips:
         clip_cache = _use_clip_cache(settings, [train_set, val_set])
     trainer = Trainer(trained, *loaders, settings.train, device, heads)
-    config = settings.model_dump(mode="json")
+    run_config = settings.model_dump(mode="json")
     if resumed is not None:
         trainer.load_state_dict(resumed["training"])
         run_dir = last.parent.parent
@@ -187,7 +190,7 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
         run_dir = new_run_dir(settings.paths.outputs, settings.train.experiment) if distributed.is_main() else None
         run_dir = distributed.broadcast(run_dir)  # one run folder, made by rank 0
         if distributed.is_main():
-            write_text(run_dir / "config.toml", to_toml(config))
+            write_text(run_dir / "config.toml", to_toml(run_config))
     ui.console.print(
         f"training {settings.model.name} ({loaded}) on {source.dataset}: {len(train_set)} train / "
         f"{len(val_set)} val clips of {spec}, {len(source.classes)} classes, device {device}"
@@ -201,7 +204,8 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
         if trained is not model:  # head trained on cached features: store the whole model
             weights = {**model.state_dict(), **{f"head.{k}": v for k, v in weights.items()}}
         save_checkpoint(run_dir / "checkpoints" / f"{kind}.pt", weights, model_name=settings.model.name,
-                        clip=spec, classes=source.classes, settings=config,
+                        clip=spec, classes=source.classes, settings=run_config,
+                        convention=get_entry(settings.model.name).convention.to_dict(), model_config=config,
                         heads=list(heads), modalities=modalities_list, fusion=settings.model.fusion,
                         feature_dim=feature_dim, **extras)
 
@@ -220,7 +224,7 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     metrics.clip_cache = clip_cache
     artifacts = {"run": run_dir, "best": run_dir / BEST, "last": run_dir / LAST,
                  "tensorboard": run_dir / "tensorboard", "config": run_dir / "config.toml"}
-    report = write_report(make_report("train", device, config, metrics, artifacts), run_dir / "report-train.json")
+    report = write_report(make_report("train", device, run_config, metrics, artifacts), run_dir / "report-train.json")
     rows = [[r.epoch, _number(r.train_loss), _number(r.train_accuracy), _number(r.val_loss), _number(r.val_accuracy),
              f"{r.seconds:.0f}s"] for r in metrics.history]
     ui.console.print(ui.table("training", ["epoch", "train loss", "train acc", "val loss", "val acc", "time"], rows))
@@ -247,14 +251,15 @@ def _weights_id(settings: Settings) -> str:
     weights = settings.model.weights
     if not weights:
         return f"random-seed{settings.train.seed}"
-    path = kinetics_weights_path(settings.model.name) if weights == "kinetics" else Path(weights)
-    return file_digest(path)
+    path = weights_path(settings.model.name, weights)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return ":".join(file_digest(p) for p in files)
 
 
 def _feature_loaders(settings: Settings, model, loaders: list, device: torch.device) -> list:
     """Loaders of cached backbone features ``[B, D]`` for training only the head."""
-    key = model_key(settings.model.name, _weights_id(settings), clip_spec(settings),
-                    decoder=loaders[0].dataset.decoder)
+    name = settings.model.name + (f"[{settings.model.config}]" if settings.model.config else "")
+    key = model_key(name, _weights_id(settings), clip_spec(settings), decoder=loaders[0].dataset.decoder)
     cache = FeatureCache(settings.paths.outputs, key)
     out = []
     with ui.progress() as bars:
@@ -279,7 +284,7 @@ def _use_clip_cache(settings: Settings, datasets: list[VideoClipDataset]) -> Cli
     """Fill the clip cache for ``datasets`` (decoding what is missing) and make them read from it."""
     data = settings.data
     spec, decoder = datasets[0].spec, datasets[0].decoder
-    cache = ClipCache(settings.paths.outputs, spec, decoder, int(data.cache_limit_gb * 1e9))
+    cache = ClipCache(settings.paths.outputs, spec, decoder, int(data.cache_limit_gb * 1e9), datasets[0].convention)
     totals = dict.fromkeys(("videos", "cached", "written", "over_limit", "unreadable"), 0)
     with ui.progress() as bars:
         for dataset in datasets:

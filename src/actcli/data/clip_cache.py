@@ -35,6 +35,7 @@ from torchvision.transforms import v2
 from actcli.data.cache import video_key
 from actcli.data.video import ClipSpec, DecodeError, VideoInfo, centre_clip_start, clip_indices, read_clip
 from actcli.fileio import atomic_path
+from actcli.models.convention import PYTORCHVIDEO, Convention
 
 TRAIN_VIEW, EVAL_VIEW = "grid", "centre"
 TRAIN_SCALE = 1.25  # the training transform's largest short side, as a multiple of the crop
@@ -50,13 +51,16 @@ def centre_indices(info: VideoInfo, spec: ClipSpec) -> list[int]:
     return clip_indices(info.frames, spec.frames, spec.stride, centre_clip_start(info.frames, spec.frames, spec.stride))
 
 
-def resize_for_cache(frames: torch.Tensor, spec: ClipSpec, view: str) -> torch.Tensor:
-    """``uint8 [T, C, H, W]`` -> the cached form: short side ``1.25 x crop`` (train) or the
-    centre ``crop x crop`` square (eval), still ``uint8``."""
+def resize_for_cache(frames: torch.Tensor, spec: ClipSpec, view: str,
+                     convention: Convention = PYTORCHVIDEO) -> torch.Tensor:
+    """``uint8 [T, C, H, W]`` -> the cached form, still ``uint8``: short side ``1.25 x S`` (train) or the
+    centre ``S x S`` square (eval), S being the convention's short side (the crop for pytorchvideo's:
+    exactly the centre crop the evaluation transform takes)."""
+    short = convention.short_side(spec.crop)
     if view == TRAIN_VIEW:
-        return v2.functional.resize(frames, [round(TRAIN_SCALE * spec.crop)], antialias=True)
-    resized = v2.functional.resize(frames, [spec.crop], antialias=True)
-    return v2.functional.center_crop(resized, [spec.crop])
+        return v2.functional.resize(frames, [round(TRAIN_SCALE * short)], antialias=True)
+    resized = v2.functional.resize(frames, [short], antialias=True)
+    return v2.functional.center_crop(resized, [short])
 
 
 @dataclass
@@ -72,8 +76,11 @@ class ClipCacheStats:
 class ClipCache:
     """Memory-mapped ``uint8 [N, C, H, W]`` frames of videos for one clip spec and decoder."""
 
-    def __init__(self, outputs: Path, spec: ClipSpec, decoder: str, limit_bytes: int) -> None:
-        key = hashlib.sha256(json.dumps([spec.frames, spec.stride, spec.crop, decoder]).encode()).hexdigest()[:16]
+    def __init__(self, outputs: Path, spec: ClipSpec, decoder: str, limit_bytes: int,
+                 convention: Convention = PYTORCHVIDEO) -> None:
+        parts = [spec.frames, spec.stride, spec.crop, decoder] + ([convention.resize] if convention.resize != 1 else [])
+        key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+        self.convention = convention
         self.root = outputs / "cache" / "clips"
         self.folder = self.root / key
         self.limit_bytes = limit_bytes
@@ -112,8 +119,9 @@ class ClipCache:
 class _Missing(Dataset):
     """Decode-and-resize jobs for the videos missing from the cache (run in DataLoader workers)."""
 
-    def __init__(self, videos: list[Path], spec: ClipSpec, view: str, decoder: str) -> None:
-        self.videos, self.spec, self.view, self.decoder = videos, spec, view, decoder
+    def __init__(self, videos: list[Path], spec: ClipSpec, view: str, decoder: str,
+                 convention: Convention = PYTORCHVIDEO) -> None:
+        self.videos, self.spec, self.view, self.decoder, self.convention = videos, spec, view, decoder, convention
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -124,7 +132,7 @@ class _Missing(Dataset):
             frames, _ = read_clip(self.videos[index], lambda info: choose(info, self.spec), self.decoder)
         except DecodeError:
             return index, None
-        return index, resize_for_cache(frames, self.spec, self.view)
+        return index, resize_for_cache(frames, self.spec, self.view, self.convention)
 
 
 def fill_clip_cache(
@@ -142,7 +150,8 @@ def fill_clip_cache(
     stats.cached = len(videos) - len(missing)
     if not missing:
         return stats
-    loader = DataLoader(_Missing(missing, spec, view, decoder), batch_size=None, num_workers=workers)
+    loader = DataLoader(_Missing(missing, spec, view, decoder, cache.convention), batch_size=None,
+                        num_workers=workers)
     task = progress.add_task(f"caching {view} clips", total=len(missing)) if progress else None
     for index, frames in loader:  # in order: index counts the videos handled
         if frames is None:

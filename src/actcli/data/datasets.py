@@ -36,6 +36,7 @@ from actcli.data.video import (
     read_clip,
 )
 from actcli.errors import UserError
+from actcli.models.convention import PYTORCHVIDEO, Convention
 
 AUDIO_FRAMES = 128  # log-mel frames per clip (10 ms each at the native span; resized to this)
 
@@ -112,6 +113,7 @@ class VideoClipDataset(Dataset):
         motion: ``difference`` or ``farneback``, how motion is computed from the decoded frames.
         features: where precomputed features are read (required with ``features``); a video's
             key is its path relative to ``root`` without the suffix.
+        convention: how ``transform`` normalises clips (motion undoes it to read grey levels).
 
     Set ``clip_cache`` to read videos present in a filled :class:`ClipCache` from it instead
     of decoding them (see :mod:`actcli.data.clip_cache` for what changes).
@@ -130,10 +132,11 @@ class VideoClipDataset(Dataset):
         no_audio: str = "zeros",
         motion: str = "difference",
         features: FeatureStore | None = None,
+        convention: Convention = PYTORCHVIDEO,
     ) -> None:
         if "features" in modalities and features is None:
             raise UserError("--modalities features needs --features PATH (a folder of .npy files or an LMDB)")
-        self.motion, self.features = motion, features
+        self.motion, self.features, self.convention = motion, features, convention
         self.root = root
         self.paths = table["path"].tolist()
         self.labels = table["label_id"].astype(int).tolist()
@@ -223,7 +226,7 @@ class VideoClipDataset(Dataset):
             frames, _ = read_clip(path, choose, self.decoder)
             clip = self.transform(frames)  # motion: pairs (previous, current), one random crop for all
             if "motion" in chosen:
-                inputs["motion"] = clip_motion(clip, self.motion)
+                inputs["motion"] = clip_motion(clip, self.motion, self.convention)
                 clip = clip[:, 1::2]
             if "rgb" in chosen:
                 inputs["rgb"] = clip
@@ -275,14 +278,15 @@ class MultiViewDataset(Dataset):
     """
 
     def __init__(
-        self, root: Path, table: pd.DataFrame, spec: ClipSpec, temporal: int, spatial: int, decoder: str = "pyav"
+        self, root: Path, table: pd.DataFrame, spec: ClipSpec, temporal: int, spatial: int, decoder: str = "pyav",
+        convention: Convention = PYTORCHVIDEO,
     ) -> None:
         self.root = root
         self.paths = table["path"].tolist()
         self.labels = table["label_id"].astype(int).tolist()
         self.windows = clip_windows(table.reset_index(drop=True))
         self.spec, self.temporal, self.decoder = spec, temporal, decoder
-        self.transform = spatial_views_transform(spec.crop, spatial)
+        self.transform = spatial_views_transform(spec.crop, spatial, convention)
 
     def __len__(self) -> int:
         return len(self.paths)

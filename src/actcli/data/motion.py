@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import torch
 
-from actcli.data.transforms import MEAN, STD
 from actcli.errors import UserError
+from actcli.models.convention import PYTORCHVIDEO, Convention
 
 METHODS = ("difference", "farneback")
 FLOW_BOUND = 20.0  # pixels; EK100's released flow uses the same bound
@@ -34,10 +34,11 @@ def with_previous(indices: Sequence[int]) -> list[int]:
     return [j for i in indices for j in (max(i - 1, 0), i)]
 
 
-def grey(clip: torch.Tensor) -> torch.Tensor:
-    """A normalised clip ``float [3, T, H, W]`` (:mod:`actcli.data.transforms`) -> grey ``[T, H, W]`` in [0, 1]."""
-    mean = torch.tensor(MEAN, dtype=clip.dtype).view(3, 1, 1, 1)
-    std = torch.tensor(STD, dtype=clip.dtype).view(3, 1, 1, 1)
+def grey(clip: torch.Tensor, convention: Convention = PYTORCHVIDEO) -> torch.Tensor:
+    """A clip ``float [3, T, H, W]`` normalised with ``convention`` (:mod:`actcli.data.transforms`) -> grey
+    ``[T, H, W]`` in [0, 1]."""
+    mean = torch.tensor(convention.mean, dtype=clip.dtype).view(3, 1, 1, 1)
+    std = torch.tensor(convention.std, dtype=clip.dtype).view(3, 1, 1, 1)
     return (clip * std + mean).mean(dim=0).clamp(0.0, 1.0)
 
 
@@ -63,10 +64,10 @@ def farneback_flow(previous: torch.Tensor, current: torch.Tensor) -> torch.Tenso
     return (torch.stack(flows).permute(3, 0, 1, 2) / FLOW_BOUND).clamp(-1.0, 1.0)
 
 
-def clip_motion(pairs: torch.Tensor, method: str) -> torch.Tensor:
-    """Motion of a normalised clip of frame pairs ``float [3, 2T, H, W]`` (previous, current, ...,
-    as :func:`with_previous` orders them) -> ``float [2, T, H, W]``."""
-    frames = grey(pairs)
+def clip_motion(pairs: torch.Tensor, method: str, convention: Convention = PYTORCHVIDEO) -> torch.Tensor:
+    """Motion of a clip of frame pairs ``float [3, 2T, H, W]`` normalised with ``convention`` (previous,
+    current, ..., as :func:`with_previous` orders them) -> ``float [2, T, H, W]``."""
+    frames = grey(pairs, convention)
     previous, current = frames[0::2], frames[1::2]
     if method == "difference":
         return frame_difference(previous, current)

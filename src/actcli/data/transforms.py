@@ -1,7 +1,9 @@
 """Tensor video transforms: ``uint8 [T, C, H, W]`` frames in, ``float [C, T, H, W]`` out.
 
 Built from torchvision.transforms.v2 (pytorchvideo's own transforms package does not import
-on current torchvision). The same random parameters apply to every frame of a clip.
+on current torchvision). The same random parameters apply to every frame of a clip. Each
+transform takes the model's :class:`~actcli.models.convention.Convention`: its normalisation and
+the short side frames are resized to before the crop (default: pytorchvideo's).
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from actcli.models.convention import PYTORCHVIDEO, Convention
+
 # Kinetics statistics used by pytorchvideo's published models.
-MEAN = (0.45, 0.45, 0.45)
-STD = (0.225, 0.225, 0.225)
+MEAN = PYTORCHVIDEO.mean
+STD = PYTORCHVIDEO.std
 
 VideoTransform = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _finish(steps: list[v2.Transform]) -> VideoTransform:
+def _finish(steps: list[v2.Transform], convention: Convention = PYTORCHVIDEO) -> VideoTransform:
     pipeline = v2.Compose(
-        [*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=MEAN, std=STD)]
+        [*steps, v2.ToDtype(torch.float32, scale=True),
+         v2.Normalize(mean=list(convention.mean), std=list(convention.std))]
     )
 
     def apply(frames: torch.Tensor) -> torch.Tensor:
@@ -32,47 +37,58 @@ def _finish(steps: list[v2.Transform]) -> VideoTransform:
     return apply
 
 
-def train_transform(crop: int, hflip: bool = True) -> VideoTransform:
-    """Random short-side scale in [crop, 1.25 * crop], random square crop, optional flip."""
+def train_transform(crop: int, hflip: bool = True, convention: Convention = PYTORCHVIDEO) -> VideoTransform:
+    """Random short-side scale in [S, 1.25 * S] (S: the convention's short side, the crop for
+    pytorchvideo's), random square crop, optional flip."""
+    short = convention.short_side(crop)
     steps: list[v2.Transform] = [
-        v2.RandomResize(crop, int(round(crop * 1.25)) + 1, antialias=True),
+        v2.RandomResize(short, int(round(short * 1.25)) + 1, antialias=True),
         v2.RandomCrop(crop),
     ]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
-    return _finish(steps)
+    return _finish(steps, convention)
 
 
-def eval_transform(crop: int) -> VideoTransform:
-    """Short side resized to ``crop``, centre square crop: deterministic."""
-    return _finish([v2.Resize(crop, antialias=True), v2.CenterCrop(crop)])
+def eval_transform(crop: int, convention: Convention = PYTORCHVIDEO) -> VideoTransform:
+    """Short side resized to the convention's (``crop`` for pytorchvideo's), centre square crop: deterministic."""
+    return _finish([v2.Resize(convention.short_side(crop), antialias=True), v2.CenterCrop(crop)], convention)
 
 
-def spatial_views_transform(crop: int, views: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Short side resized to ``crop``, then ``views`` square crops along the long side.
+def spatial_views_transform(crop: int, views: int, convention: Convention = PYTORCHVIDEO
+                            ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Short side resized to ``crop``, then ``views`` square crops along the long side (a convention
+    with a larger short side: the centre ``crop`` of the short side).
 
     ``uint8 [T, C, H, W]`` -> ``float [views, C, T, crop, crop]``. One view is the centre
     crop; three are the two ends and the centre (the usual 3-crop test), two are the ends.
     """
-    resize = v2.Resize(crop, antialias=True)
-    finish = _finish([])
+    short = convention.short_side(crop)
+    resize = v2.Resize(short, antialias=True)
+    finish = _finish([v2.CenterCrop(crop)] if short != crop else [], convention)
 
     def apply(frames: torch.Tensor) -> torch.Tensor:
         resized = resize(tv_tensors.Video(frames)).as_subclass(torch.Tensor)
-        height, width = resized.shape[-2:]
-        long_side = max(height, width)
-        if views == 1:
-            offsets = [(long_side - crop) // 2]
-        else:
-            offsets = [round(i * (long_side - crop) / (views - 1)) for i in range(views)]
-        crops = [
-            resized[..., o : o + crop, (width - crop) // 2 : (width - crop) // 2 + crop] if height > width
-            else resized[..., (height - crop) // 2 : (height - crop) // 2 + crop, o : o + crop]
-            for o in offsets
-        ]
-        return torch.stack([finish(c) for c in crops])
+        return _views(resized, short, views, finish)  # squares of the short side, finished (centre crop)
 
     return apply
+
+
+def _views(resized: torch.Tensor, side: int, views: int, finish: VideoTransform) -> torch.Tensor:
+    """``views`` squares of ``side`` pixels along the long side of ``resized`` (``uint8 [T, C, H, W]``), each
+    finished: ``float [views, C, T, crop, crop]``."""
+    height, width = resized.shape[-2:]
+    long_side = max(height, width)
+    if views == 1:
+        offsets = [(long_side - side) // 2]
+    else:
+        offsets = [round(i * (long_side - side) / (views - 1)) for i in range(views)]
+    crops = [
+        resized[..., o : o + side, (width - side) // 2 : (width - side) // 2 + side] if height > width
+        else resized[..., (height - side) // 2 : (height - side) // 2 + side, o : o + side]
+        for o in offsets
+    ]
+    return torch.stack([finish(c) for c in crops])
 
 
 def motion_transform(crop: int, training: bool) -> Callable[[torch.Tensor], torch.Tensor]:

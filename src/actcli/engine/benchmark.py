@@ -30,6 +30,7 @@ from rich.progress import Progress
 
 from actcli.data.transforms import eval_transform
 from actcli.data.video import ClipSpec, centre_clip_start, clip_indices, read_clip
+from actcli.models.convention import PYTORCHVIDEO, Convention
 from actcli.pipeline import clips_to_device
 from actcli.report import BenchmarkMetrics, Percentiles, ReferenceMetrics
 
@@ -79,9 +80,11 @@ def time_runs(
     return times
 
 
-def load_batch(videos: Sequence[Path], spec: ClipSpec, decoder: str = "pyav") -> torch.Tensor:
-    """Decode (with ``decoder``) and transform one centred clip per video: ``float [B, C, T, H, W]``."""
-    transform = eval_transform(spec.crop)
+def load_batch(videos: Sequence[Path], spec: ClipSpec, decoder: str = "pyav",
+               convention: Convention = PYTORCHVIDEO) -> torch.Tensor:
+    """Decode (with ``decoder``) and transform one centred clip per video (normalised with the model's
+    ``convention``): ``float [B, C, T, H, W]``."""
+    transform = eval_transform(spec.crop, convention)
 
     def choose(info):
         start = centre_clip_start(info.frames, spec.frames, spec.stride)
@@ -97,9 +100,10 @@ def whole_video(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
 
 
-def load_batch_whole_video(videos: Sequence[Path], spec: ClipSpec) -> torch.Tensor:
+def load_batch_whole_video(videos: Sequence[Path], spec: ClipSpec, convention: Convention = PYTORCHVIDEO
+                           ) -> torch.Tensor:
     """:func:`load_batch` the prototype's way: decode each whole video, then pick the centred clip."""
-    transform = eval_transform(spec.crop)
+    transform = eval_transform(spec.crop, convention)
     clips = []
     for video in videos:
         frames = whole_video(video)
@@ -126,6 +130,7 @@ def benchmark(
     eager: torch.nn.Module | None = None,
     precision: str = "32",
     optimizations: Sequence[str] = (),
+    convention: Convention = PYTORCHVIDEO,
 ) -> BenchmarkMetrics:
     """Measure ``model`` alone and end to end on batches of ``batch_size`` clips.
 
@@ -152,7 +157,7 @@ def benchmark(
 
     @torch.inference_mode()
     def end_to_end() -> torch.Tensor:
-        return model(clips_to_device(load_batch(next_videos("actcli"), spec, decoder), device))
+        return model(clips_to_device(load_batch(next_videos("actcli"), spec, decoder, convention), device))
 
     @torch.no_grad()
     def reference_model_only() -> torch.Tensor:
@@ -160,7 +165,7 @@ def benchmark(
 
     @torch.no_grad()
     def reference_end_to_end() -> torch.Tensor:
-        return eager(load_batch_whole_video(next_videos("reference"), spec).to(device))
+        return eager(load_batch_whole_video(next_videos("reference"), spec, convention).to(device))
 
     model_steps = [model_only, reference_model_only] if reference else [model_only]
     e2e_steps = [end_to_end, reference_end_to_end] if reference else [end_to_end]

@@ -3,9 +3,12 @@
 An actcli checkpoint is a plain dict (loadable with ``weights_only=True``)::
 
     {"format": "actcli/1", "model": "x3d_xs", "clip": {"frames", "stride", "crop"},
+     "convention": {"mean", "std", "resize", "layout"}, "model_config": {...},
      "classes": [...], "settings": {...}, "state_dict": {...}, "epoch": int, ...}
 
-so ``test``, ``predict`` and ``benchmark`` need only ``--weights``.
+so ``test``, ``predict``, ``benchmark`` and ``export`` need only ``--weights``. ``convention`` is
+how clips are normalised for the model (absent in checkpoints from before conventions:
+pytorchvideo's); ``model_config`` the architecture overrides it was built with (``--model-config``).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import torch
 from actcli.data.video import ClipSpec
 from actcli.errors import UserError
 from actcli.fileio import write_torch
-from actcli.models.zoo import ActionModel, get_entry, kinetics_state_without_classifier
-from actcli.net import DownloadError, download
+from actcli.models.convention import Convention
+from actcli.models.families import family_module
+from actcli.models.zoo import ActionModel, get_entry
 
 FORMAT = "actcli/1"
 
@@ -79,6 +83,11 @@ def clip_of(checkpoint: dict[str, Any]) -> ClipSpec:
     return ClipSpec(**checkpoint["clip"])
 
 
+def convention_of(checkpoint: dict[str, Any]) -> Convention:
+    """The input convention a checkpoint's model was trained with."""
+    return Convention.from_dict(checkpoint.get("convention"))
+
+
 def model_from_checkpoint(path: Path, dropout: float = 0.5) -> tuple[ActionModel, dict[str, Any]]:
     """Rebuild the model an actcli checkpoint was trained as and load its weights."""
     data = load_file(path)
@@ -90,12 +99,13 @@ def model_from_checkpoint(path: Path, dropout: float = 0.5) -> tuple[ActionModel
     from actcli.models.multimodal import build_any
 
     model = build_any(data["model"], clip_of(data), len(data["classes"]), dropout,
-                      list(data.get("modalities", ["rgb"])), data.get("fusion", "late"), data.get("feature_dim"))
-    _load_state(model, data["state_dict"], path)
+                      list(data.get("modalities", ["rgb"])), data.get("fusion", "late"), data.get("feature_dim"),
+                      data.get("model_config") or {})
+    load_state(model, data["state_dict"], path)
     return model, data
 
 
-def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
+def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -113,53 +123,48 @@ def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source:
     module.load_state_dict(state)
 
 
-def kinetics_weights_path(model_name: str) -> Path:
-    """The cached Kinetics-400 checkpoint of a zoo model, downloaded once (torch hub cache)."""
+def weights_path(model_name: str, weights: str) -> Path:
+    """The local file or folder ``--weights`` names for model ``model_name`` (``kinetics`` and ``hf:``
+    resolved by the model's family, downloading into its cache once)."""
     entry = get_entry(model_name)
-    if entry.weights_url is None:
-        raise UserError(
-            f"{model_name} has no published Kinetics-400 weights; train it from scratch or pass --weights PATH"
-        )
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.weights_url).name
-    if cache.is_file():
-        return cache
-    try:  # pytorchvideo publishes no checksums: the size is verified, then loading checks the content
-        download(entry.weights_url, cache)
-    except DownloadError as exc:
-        raise UserError(f"{exc}; Kinetics-400 weights for {model_name} could not be fetched: download the file "
-                        "where you are online and pass --weights PATH") from None
-    return cache
+    return family_module(entry).resolve(entry, weights)
+
+
+def kinetics_weights_path(model_name: str) -> Path:
+    """The cached published weights of a zoo model (``--weights kinetics``), downloaded once."""
+    return weights_path(model_name, "kinetics")
 
 
 def load_initial_weights(
-    model: ActionModel, model_name: str, weights: str, classes: list[str]
+    model: ActionModel, model_name: str, weights: str, classes: list[str], config: dict[str, Any] | None = None
 ) -> str:
-    """Load ``weights`` ('kinetics' or a file) into a freshly built model before training.
+    """Load ``weights`` (``kinetics``, ``hf:<repo>``, a file or a folder) into a freshly built model before training.
 
-    pytorchvideo zoo files (``{"model_state": ...}``) and bare state dicts fill the backbone
-    and leave the new head random. An actcli checkpoint of the same classes fills the whole
-    model; one trained on other classes (transfer learning) fills only the backbone.
+    Published weights in their publisher's format (pytorchvideo zoo files, torchvision state dicts,
+    Hugging Face folders) fill the backbone and leave the new head random. An actcli checkpoint of
+    the same classes fills the whole model; one trained on other classes (transfer learning) fills
+    only the backbone.
 
     Returns a short description of what was loaded, for the report.
     """
-    path = kinetics_weights_path(model_name) if weights == "kinetics" else Path(weights)
-    data = load_file(path)
+    entry = get_entry(model_name)
+    path = weights_path(model_name, weights)
     video_backbone = _video_backbone(model, path)
-    if is_actcli_checkpoint(data):
-        if data["model"] != model_name:
-            raise UserError(f"{path} holds a {data['model']} model, not {model_name}; pass --model {data['model']}")
-        if list(data["classes"]) == list(classes):
-            _load_state(model, data["state_dict"], path)
-            return f"actcli checkpoint {path}"
-        prefix = "backbone."
-        backbone_state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
-        _load_state(video_backbone, backbone_state, path)
-        return f"backbone from actcli checkpoint {path} (its {len(data['classes'])}-class head replaced)"
-    state = data.get("model_state", data)
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"{path} holds no state dict ('model_state' or tensors at top level)")
-    _load_state(video_backbone, kinetics_state_without_classifier(state), path)
-    return f"backbone from {path}"
+    if path.is_file():
+        data = load_file(path)
+        if is_actcli_checkpoint(data):
+            if data["model"] != model_name:
+                raise UserError(f"{path} holds a {data['model']} model, not {model_name}; pass --model {data['model']}")
+            if list(data["classes"]) == list(classes):
+                load_state(model, data["state_dict"], path)
+                return f"actcli checkpoint {path}"
+            prefix = "backbone."
+            backbone_state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+            load_state(video_backbone, backbone_state, path)
+            return f"backbone from actcli checkpoint {path} (its {len(data['classes'])}-class head replaced)"
+    elif not path.exists():
+        raise UserError(f"weights {path} not found; pass an existing --weights PATH, kinetics or hf:<repo>")
+    return family_module(entry).load_weights(entry, video_backbone, path, config or {})
 
 
 def _video_backbone(model: torch.nn.Module, source: Path) -> torch.nn.Module:

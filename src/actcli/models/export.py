@@ -30,11 +30,11 @@ import torch
 from torch import nn
 
 import actcli
-from actcli.data.transforms import MEAN, STD
 from actcli.data.video import ClipSpec
 from actcli.errors import UserError
 from actcli.fileio import atomic_path
 from actcli.models.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from actcli.models.convention import PYTORCHVIDEO, Convention
 
 EXPORT_FORMAT = "actcli-export/1"
 FORMATS: dict[str, str] = {"torchscript": ".ts", "onnx": ".onnx"}
@@ -58,6 +58,7 @@ class ExportMetadata:
     clip: ClipSpec
     classes: tuple[str, ...]
     format: str = EXPORT_FORMAT
+    convention: Convention = PYTORCHVIDEO
     exporter: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -69,7 +70,8 @@ class ExportMetadata:
             extra["source"] = str(source)
         if "epoch" in checkpoint:
             extra["epoch"] = checkpoint["epoch"]
-        return cls(checkpoint["model"], ClipSpec(**checkpoint["clip"]), tuple(checkpoint["classes"]), extra=extra)
+        return cls(checkpoint["model"], ClipSpec(**checkpoint["clip"]), tuple(checkpoint["classes"]), extra=extra,
+                   convention=Convention.from_dict(checkpoint.get("convention")))
 
     def to_json(self) -> str:
         data = {
@@ -83,9 +85,10 @@ class ExportMetadata:
             "input": {
                 "name": INPUT_NAME, "layout": "B,C,T,H,W", "dtype": "float32",
                 "shape": [None, 3, self.clip.frames, self.clip.crop, self.clip.crop],
-                "preprocessing": f"RGB / 255, short side resized to {self.clip.crop}, centre crop "
-                                 f"{self.clip.crop}x{self.clip.crop}, then (x - mean) / std",
-                "mean": list(MEAN), "std": list(STD),
+                "preprocessing": f"RGB / 255, short side resized to {self.convention.short_side(self.clip.crop)}, "
+                                 f"centre crop {self.clip.crop}x{self.clip.crop}, then (x - mean) / std",
+                "mean": list(self.convention.mean), "std": list(self.convention.std),
+                "resize": self.convention.resize, "network_layout": self.convention.layout,
             },
             "output": {"name": OUTPUT_NAME, "shape": [None, len(self.classes)], "meaning": "logits"},
         }
@@ -101,12 +104,16 @@ class ExportMetadata:
             if data.get("format") != EXPORT_FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {EXPORT_FORMAT!r}")
             known = {"format", "model", "clip", "classes", "exporter"}
+            given = data.get("input", {})
+            convention = (Convention(tuple(given["mean"]), tuple(given["std"]), float(given.get("resize", 1.0)),
+                                     str(given.get("network_layout", "BCTHW"))) if "mean" in given else PYTORCHVIDEO)
             return cls(
                 model_name=str(data["model"]),
                 clip=ClipSpec(**{k: int(data["clip"][k]) for k in ("frames", "stride", "crop")}),
                 classes=tuple(str(c) for c in data["classes"]),
                 format=data["format"],
                 exporter=str(data.get("exporter", "")),
+                convention=convention,
                 extra={k: v for k, v in data.items() if k not in known},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

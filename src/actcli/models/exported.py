@@ -56,6 +56,11 @@ class ExportedModel:
         return self.metadata.model_name
 
     @property
+    def convention(self):
+        """How clips are resized and normalised for this model (stored in the file)."""
+        return self.metadata.convention
+
+    @property
     def num_classes(self) -> int:
         return len(self.metadata.classes)
 

@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from actcli.data.video import ClipSpec
 from actcli.models.builders import Builder
-from actcli.models.zoo import ModelEntry
+from actcli.models.families import ModelEntry
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,11 @@ def drop_batchnorm(network: nn.Module) -> nn.Module:
 
 
 def model_cost(entry: ModelEntry, spec: ClipSpec | None = None) -> ModelCost:
-    """Parameters and FLOPs per clip of a zoo network (with its 400-way classifier) at
-    ``spec``, by default the clip spec it was published with."""
+    """Parameters and FLOPs per clip of a zoo network (with a 400-way classifier) at ``spec``, by
+    default the clip spec it was published with."""
+    from actcli.models.zoo import build_model
+
     spec = spec or entry.clip
-    network = build_on_meta(entry.build, spec)
+    network = build_on_meta(lambda clip: build_model(entry.name, clip, 400), spec)
     params = sum(p.numel() for p in network.parameters())
     return ModelCost(params=params, flops=clip_flops(drop_batchnorm(network), spec))

@@ -48,7 +48,10 @@ def backbone_blocks(backbone: nn.Module) -> list[tuple[str, nn.Module]]:
 def before_blocks(backbone: nn.Module) -> list[tuple[str, nn.Module]]:
     """The backbone's children registered before its ``blocks`` list: what runs in front of
     block 0 (MViT: ``patch_embed``, ``cls_positional_encoding`` with the cls token); none for
-    networks that are only ``blocks`` (pytorchvideo ``Net``) or have no ``blocks`` list."""
+    networks that are only ``blocks`` (pytorchvideo ``Net``) or have no ``blocks`` list. A backbone
+    that wraps another library's network says it itself with a ``before_blocks()`` method."""
+    if callable(getattr(backbone, "before_blocks", None)):
+        return list(backbone.before_blocks())
     if not isinstance(getattr(backbone, "blocks", None), nn.ModuleList | nn.Sequential):
         return []
     children = list(backbone.named_children())

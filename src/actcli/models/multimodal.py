@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from actcli.data.video import ClipSpec
-from actcli.models.zoo import ClassifierHead, build_model, get_entry, strip_classifier
+from actcli.models.zoo import ClassifierHead, build_backbone, build_model
 
 MODALITIES = ("rgb", "audio", "motion", "features")
 FUSIONS = ("late", "weighted", "joint")
@@ -162,18 +162,19 @@ def parse_modalities(text: str) -> list[str]:
 
 
 def build_any(name: str, spec: ClipSpec, num_classes: int, dropout: float, modalities: list[str],
-              fusion: str = "late", feature_dim: int | None = None) -> nn.Module:
+              fusion: str = "late", feature_dim: int | None = None, config: dict | None = None) -> nn.Module:
     """:func:`build_model` for ``rgb`` alone, else a :class:`MultiModalModel` (rgb and motion
-    encoders: zoo model ``name``); ``feature_dim`` is D of the ``features`` modality."""
+    encoders: zoo model ``name``, with architecture overrides ``config``); ``feature_dim`` is D of
+    the ``features`` modality."""
     if modalities == ["rgb"]:
-        return build_model(name, spec, num_classes, dropout)
+        return build_model(name, spec, num_classes, dropout, config)
     encoders: dict[str, tuple[nn.Module, int]] = {}
     if "rgb" in modalities:
-        encoders["rgb"] = strip_classifier(get_entry(name).build(spec))
+        encoders["rgb"] = build_backbone(name, spec, config)
     if "audio" in modalities:
         encoders["audio"] = (AudioEncoder(), AudioEncoder.feature_dim)
     if "motion" in modalities:
-        network, dim = strip_classifier(get_entry(name).build(spec))
+        network, dim = build_backbone(name, spec, config)
         encoders["motion"] = (adapt_input_channels(network, 2), dim)
     if "features" in modalities:
         if not feature_dim:
