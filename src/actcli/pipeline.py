@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from actcli.data.annotate import find_class_root, load_classes, load_table, with_label_ids
+from actcli.data.annotation_set import check_set
 from actcli.data.datasets import VideoClipDataset, check_videos_exist
 from actcli.data.features import FeatureStore
 from actcli.data.registry import dataset_info, resolve_root
@@ -54,6 +55,7 @@ def data_source(settings: Settings) -> DataSource:
         if dataset_info(name).class_folders:
             root = find_class_root(root)
     folder = annotations_dir(settings)
+    check_set(folder)
     classes = load_classes(folder / "labels.csv")
     return DataSource(name, root, folder, classes, resolve_decoder(settings.data.decoder))
 
@@ -65,13 +67,23 @@ def clip_spec(settings: Settings, model_name: str | None = None) -> ClipSpec:
     native = get_entry(name).clip
     data = settings.data
     spec = ClipSpec(data.frames or native.frames, data.stride or native.stride, data.crop or native.crop)
-    check_clip(name, spec, model_config(settings))
+    check_clip(name, spec, model_config(settings), settings.train.batch_size)
     return spec
 
 
+DROP_PATH = "drop_path"
+"""The reserved ``config`` key of ``model.drop_path``: each family maps it to its networks' own
+stochastic-depth setting (Hugging Face ``drop_path_rate``, torchvision ``stochastic_depth_prob``,
+pytorchvideo MViT ``droppath_rate_block``) or refuses it for networks without stochastic depth."""
+
+
 def model_config(settings: Settings) -> dict:
-    """``model.config`` (``--model-config``) as typed overrides of the architecture."""
-    return parse_model_config(settings.model.config)
+    """``model.config`` (``--model-config``) as typed overrides of the architecture, plus
+    ``drop_path`` (:data:`DROP_PATH`) when ``model.drop_path`` is set."""
+    config = parse_model_config(settings.model.config)
+    if settings.model.drop_path is not None:
+        config[DROP_PATH] = settings.model.drop_path
+    return config
 
 
 def split_table(source: DataSource, split: str) -> pd.DataFrame:
@@ -128,12 +140,14 @@ def inputs_of(settings: Settings, modalities: list[str] | tuple[str, ...] | None
 
 def clip_dataset(
     source: DataSource, split: str, spec: ClipSpec, training: bool, hflip: bool = False,
-    observe: float | tuple[float, float] | None = None, inputs: Inputs = Inputs(),
+    observe: float | tuple[float, float] | None = None, inputs: Inputs = Inputs(), auto_augment: str = "none",
 ) -> VideoClipDataset:
-    """A dataset of ``split``: random clips and augmentation when ``training``, else centred;
-    ``observe`` limits each video to its first part (early prediction)."""
+    """A dataset of ``split``: random clips and augmentation when ``training`` (plus ``auto_augment``,
+    see :func:`~actcli.data.transforms.train_transform`), else centred; ``observe`` limits each video
+    to its first part (early prediction)."""
     convention = inputs.convention
-    transform = train_transform(spec.crop, hflip, convention) if training else eval_transform(spec.crop, convention)
+    transform = (train_transform(spec.crop, hflip, convention, auto_augment) if training
+                 else eval_transform(spec.crop, convention))
     return VideoClipDataset(source.root, split_table(source, split), spec, transform, training, source.decoder,
                             observe, inputs.modalities, inputs.no_audio, inputs.motion, inputs.feature_store(),
                             convention)
@@ -159,21 +173,36 @@ def ek100_dataset(settings: Settings, source: DataSource, split: str, spec: Clip
     if table.empty:
         raise UserError(f"no {split} segment has media under {source.root}; check --root")
     convention = inputs.convention
-    transform = (train_transform(spec.crop, hflip_enabled(settings), convention) if training
-                 else eval_transform(spec.crop, convention))
+    transform = (train_transform(spec.crop, hflip_enabled(settings), convention, settings.data.auto_augment)
+                 if training else eval_transform(spec.crop, convention))
     return Ek100Dataset(source.root, table, spec.frames, transform, training, video_rates(settings.paths.outputs),
                         source.decoder, gone, inputs.modalities, inputs.feature_store(),
                         motion_transform(spec.crop, training))
 
 
+def class_difference(trained: list[str], dataset: list[str]) -> str:
+    """What differs between two class lists, in words: counts, names only on one side, or the first
+    position where the order differs."""
+    trained, dataset = list(trained), list(dataset)
+    only_trained = [c for c in trained if c not in set(dataset)]
+    only_dataset = [c for c in dataset if c not in set(trained)]
+    parts = [f"{len(trained)} classes vs the dataset's {len(dataset)}"]
+    if only_trained:
+        parts.append(f"only in the weights: {', '.join(only_trained[:3])}" + (", ..." if len(only_trained) > 3 else ""))
+    if only_dataset:
+        parts.append(f"only in the dataset: {', '.join(only_dataset[:3])}" + (", ..." if len(only_dataset) > 3 else ""))
+    if not only_trained and not only_dataset:
+        i = next(i for i, (a, b) in enumerate(zip(trained, dataset, strict=True)) if a != b)
+        parts.append(f"the same names in another order (class {i} is {trained[i]!r} in the weights, {dataset[i]!r} "
+                     "in the dataset)")
+    return "; ".join(parts)
+
+
 def check_classes(weights: Path, trained: list[str], dataset: list[str]) -> None:
-    """Weights must predict exactly the dataset's classes, in the same order."""
+    """Weights must predict exactly the dataset's classes, in the same order; else one line saying what differs."""
     if list(trained) != list(dataset):
-        raise UserError(
-            f"{weights} was trained for {len(trained)} classes but the dataset has "
-            f"{len(dataset)} ({', '.join(dataset[:3])}, ...); pass weights trained on this dataset "
-            "or the matching --dataset"
-        )
+        raise UserError(f"{weights} does not predict this dataset's classes ({class_difference(trained, dataset)}); "
+                        "pass weights trained on this dataset or the matching --dataset / --annotations")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -40,6 +40,8 @@ class Environment(_Strict):
     device_name: str
     threads: int = Field(description="torch intra-op CPU threads")
     cpu_count: int | None
+    runtime: str = Field("torch", description="What ran the model: torch, openvino or onnxruntime.")
+    runtime_version: str = ""
 
 
 class ClassMetrics(_Strict):
@@ -83,9 +85,13 @@ class ReferenceMetrics(_Strict):
     """The prototype's way, timed alongside: eager fp32 model in contiguous memory, whole video decoded."""
 
     model_ms_per_sample: Percentiles
-    end_to_end_ms_per_sample: Percentiles
+    end_to_end_ms_per_sample: Percentiles | None = Field(description="null when every video was too long for the "
+                                                         "prototype's whole-video reader (see note)")
     model_speedup: float = Field(description="Reference p50 / actcli p50, model only.")
-    end_to_end_speedup: float = Field(description="Reference p50 / actcli p50, end to end.")
+    end_to_end_speedup: float | None = Field(description="Reference p50 / actcli p50, end to end.")
+    videos_left_out: int = Field(0, description="Videos whose frames would pass the reference reader's memory cap "
+                                 "(1 GiB): left out of its end-to-end timing.")
+    note: str | None = None
 
 
 class BenchmarkMetrics(_Strict):
@@ -101,7 +107,32 @@ class BenchmarkMetrics(_Strict):
     decoder: str = "pyav"
     precision: str = "32"
     optimizations: list[str] = Field(default_factory=list, description="Inference steps applied to the model.")
+    runtime: str = Field("torch", description="What ran the model: torch, openvino or onnxruntime.")
     reference: ReferenceMetrics | None = None
+
+
+class ExportVariant(_Strict):
+    """One model compared by ``export --int8``: what computes, model-only latency per sample, test top-1."""
+
+    precision_hint: str = Field(description="OpenVINO's INFERENCE_PRECISION_HINT of the compiled model.")
+    ms_per_sample: Percentiles
+    top1: float | None = Field(ge=0.0, le=1.0, description="null when the test split had no readable clip")
+
+
+class ExportMetrics(_Strict):
+    """``export --format openvino --int8``: the fp32 / bf16 / int8 IRs side by side."""
+
+    format: str
+    file: str
+    int8: bool
+    calibration_clips: int
+    test_split: str
+    test_clips: int
+    fp32_max_logit_difference: float
+    baseline: str = Field(description="The variant int8 is compared with: bf16 where native, else fp32.")
+    variants: dict[str, ExportVariant]
+    int8_speedup: float = Field(description="Baseline p50 / int8 p50, model only.")
+    top1_change: float | None = Field(description="int8 top-1 minus the baseline's (fraction).")
 
 
 class EpochRecord(_Strict):
@@ -127,6 +158,8 @@ class ClipCacheMetrics(_Strict):
     written: int
     over_limit: int
     unreadable: int
+    damaged: int = Field(0, description="Entries that did not match their recorded size and digest: dropped and "
+                         "decoded again.")
 
 
 class TrainMetrics(_Strict):
@@ -144,6 +177,8 @@ class TrainMetrics(_Strict):
     interrupted: str | None = Field(None, description="The signal (SIGINT, SIGTERM) that stopped the run early.")
     batches_done: int = Field(0, description="Interrupted: batches of the unfinished epoch trained and saved.")
     nonfinite_steps: int = Field(0, description="Batches skipped for a NaN or infinite loss (--skip-nonfinite).")
+    cache_entries_rebuilt: int = Field(0, description="Damaged feature- or clip-cache entries (truncated, zeroed, "
+                                       "overwritten) dropped and computed again.")
 
 
 class PredictMetrics(_Strict):
@@ -173,6 +208,30 @@ class EarlyMetrics(_Strict):
     skipped_clips: int
 
 
+class AnticipationMetrics(_Strict):
+    """Anticipation by a sequence model at several anticipation times (one entry per ``tau_a``); fractions in [0, 1]."""
+
+    split: str
+    model: str
+    segments: int = Field(description="Segments of the split file.")
+    tau_a: list[float]
+    evaluated: list[int] = Field(description="Per tau_a: segments whose window lies in the video (scored).")
+    unobservable: list[int] = Field(description="Per tau_a: segments whose window lies before the video: left out of "
+                                    "the metrics (EK100 submissions give them zero scores).")
+    skipped_clips: int = Field(0, description="Segments whose features could not be read.")
+    top1: list[float]
+    top5: list[float]
+    mean_top5_recall: list[float] = Field(description="Class-mean top-5 recall (EK100's anticipation metric).")
+    heads_mean_top5_recall: dict[str, list[float]] | None = Field(
+        None, description="EK100: class-mean top-5 recall of the verb and noun heads per tau_a.")
+    baselines: dict[str, list[float]] = Field(description="Per tau_a: top-1 of same_as_last, most_frequent_next, "
+                                              "most_frequent_next_given_last (and most_frequent_next_top5).")
+    bayes_optimal: dict[str, float] | None = Field(None, description="The dataset's best possible next-action "
+                                                   "accuracy when it states one (synthetic-sequences' grammar.json).")
+    official: dict[str, dict[str, float | None]] | None = Field(
+        None, description="EK100 at the annotated tau_a: the official overall / unseen / tail scores.")
+
+
 class AnnotateMetrics(_Strict):
     clips: int
     classes: int
@@ -194,13 +253,16 @@ METRICS: dict[str, type[BaseModel]] = {
     "annotate": AnnotateMetrics,
     "score": ScoreMetrics,
     "early": EarlyMetrics,
+    "anticipation": AnticipationMetrics,
+    "export": ExportMetrics,
 }
 
 
 class Report(_Strict):
     """A command's measurement, as written to JSON."""
 
-    command: Literal["train", "test", "benchmark", "predict", "annotate", "score", "early"]
+    command: Literal["train", "test", "benchmark", "predict", "annotate", "score", "early", "export",
+                     "anticipation"]
     created: datetime
     environment: Environment
     config: dict[str, Any]
@@ -213,9 +275,23 @@ class Report(_Strict):
         return self
 
 
-def environment(device: torch.device) -> Environment:
-    """Describe the software and hardware a command ran on."""
-    name = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device, runtime: str = "torch") -> Environment:
+    """Describe the software and hardware a command ran on, and the runtime that ran the model."""
+    from actcli.engine.runtimes import runtime_version
+
+    name = cpu_name() if device.type == "cpu" else platform.processor() or platform.machine()
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     return Environment(
@@ -228,6 +304,8 @@ def environment(device: torch.device) -> Environment:
         device_name=name,
         threads=torch.get_num_threads(),
         cpu_count=os.cpu_count(),
+        runtime=runtime,
+        runtime_version=runtime_version(runtime),
     )
 
 
@@ -238,11 +316,12 @@ def make_report(
     metrics: BaseModel,
     artifacts: dict[str, Path] | None = None,
 ) -> Report:
-    """Build and validate a report (``created`` = now, UTC)."""
+    """Build and validate a report (``created`` = now, UTC); ``config["runtime"]``, when there, names the
+    runtime that ran the model (the environment's ``runtime``; default torch)."""
     return Report(
         command=command,
         created=datetime.now(UTC),
-        environment=environment(device),
+        environment=environment(device, str(config.get("runtime") or "torch")),
         config=config,
         metrics=metrics.model_dump(mode="json"),
         artifacts={k: str(v) for k, v in (artifacts or {}).items()},

@@ -26,8 +26,13 @@ ENV_PREFIX = "ACTCLI_"
 ENV_DELIMITER = "__"
 
 
+MAX_FRAMES = 1024  # frames per clip: beyond this a clip is a whole long video, not a clip
+MAX_CROP = 1024  # pixels: 4K crops do not fit a clip batch in memory
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Every number must be finite: inf or nan in a setting is one error line naming it, never an OverflowError later.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class PathsSettings(_Section):
@@ -48,9 +53,9 @@ class DataSettings(_Section):
     annotations_dir: Path | None = Field(
         None, description="Folder with train/val/test CSVs; default: <paths.annotations>/<dataset>."
     )
-    frames: int | None = Field(None, ge=1, description="Frames per clip; default: the model's.")
-    stride: int | None = Field(None, ge=1, description="Frame sampling stride; default: the model's.")
-    crop: int | None = Field(None, ge=16, description="Square crop in pixels; default: the model's.")
+    frames: int | None = Field(None, ge=1, le=MAX_FRAMES, description="Frames per clip; default: the model's.")
+    stride: int | None = Field(None, ge=1, le=1000, description="Frame sampling stride; default: the model's.")
+    crop: int | None = Field(None, ge=16, le=MAX_CROP, description="Square crop in pixels; default: the model's.")
     hflip: bool | None = Field(
         None, description="Random horizontal flip in training; default: on unless the dataset's "
         "labels depend on direction (synthetic)."
@@ -88,13 +93,19 @@ class DataSettings(_Section):
         "(memory-mapped); training clips then start on the stride grid."
     )
     cache_limit_gb: float = Field(20.0, gt=0, description="Most disk space the clip cache may use, in GB.")
-    decoder: Literal["auto", "torchcodec", "pyav"] = Field(
-        "auto", description="Video decoder: torchcodec (needs FFmpeg's libraries, faster), pyav, or auto "
-        "(torchcodec when it works here, else pyav)."
+    decoder: Literal["auto", "torchcodec", "pyav", "torchcodec-cuda"] = Field(
+        "auto", description="Video decoder: torchcodec (needs FFmpeg's libraries, faster), pyav, auto "
+        "(torchcodec when it works here, else pyav), or torchcodec-cuda (GPU decoding, NVDEC; without a CUDA GPU "
+        "one warning, then auto's choice)."
     )
     augment: bool = Field(
         True, description="Random clip position, scale, crop and flip in training; off: centred clips "
         "(with model.freeze=backbone the head then trains on cached backbone features)."
+    )
+    auto_augment: Literal["none", "randaugment", "trivialaugment"] = Field(
+        "none", description="Training clips: torchvision's RandAugment (2 ops, magnitude 9 of 31) or "
+        "TrivialAugmentWide (1 op, random magnitude), the same ops and magnitudes on every frame of a clip; "
+        "none: off. Needs data.augment."
     )
 
 
@@ -134,10 +145,23 @@ class ModelSettings(_Section):
         "(backbone blocks up to and including <block>, by index or name)."
     )
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout before the classifier.")
+    drop_path: float | None = Field(
+        None, ge=0.0, lt=1.0, description="Stochastic depth: the drop-path rate of the deepest block (rising "
+        "linearly from 0 at the first), for networks that have it (transformers, pytorchvideo's MViT); default: "
+        "the family recipe's, else the architecture's own. Stored in the checkpoint with model.config."
+    )
     config: str = Field(
         "", description="Architecture overrides of a Hugging Face model, KEY=VALUE,...: e.g. hidden_size=64,"
         "num_hidden_layers=2,num_attention_heads=2,intermediate_size=128 for a narrow VideoMAE (any field of its "
         "transformers configuration). Stored in the checkpoint."
+    )
+    backbone: str | None = Field(
+        None, description="Sequence models (rulstm, avt, attentive_probe, early_lstm): the zoo backbone whose "
+        "per-time features they read, extracted into the feature cache on the fly (instead of --features)."
+    )
+    backbone_weights: str | None = Field(
+        None, description="Sequence models: the weights of model.backbone (an actcli checkpoint of it, kinetics, "
+        "hf:<repo> or a file)."
     )
     fusion: Literal["late", "weighted", "joint"] = Field(
         "late", description="Several modalities: late (a head per modality, log-probabilities averaged), weighted "
@@ -175,6 +199,27 @@ class TrainSettings(_Section):
     step_every: int = Field(10, ge=1, description="step schedule: epochs between LR drops.")
     step_gamma: float = Field(0.1, gt=0, le=1, description="step schedule: LR factor at each drop.")
     head_lr_mult: float = Field(1.0, gt=0, description="LR multiplier for the new classifier head.")
+    layer_decay: float = Field(
+        1.0, gt=0, le=1, description="Layer-wise LR decay F: with L backbone blocks, block i learns at lr x "
+        "F^(L - i), what runs before block 0 at lr x F^(L + 1), the head and what follows the last block at lr; "
+        "1: off."
+    )
+    mixup: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="Mixup alpha: each batch becomes a blend of itself and its "
+        "rolled copy (weight from Beta(alpha, alpha)), targets blended alike; 0: off."
+    )
+    cutmix: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="CutMix alpha: each batch gets a box (the same in every frame) "
+        "pasted from its rolled copy, targets weighted by area; 0: off. With mixup too: one of the two per batch."
+    )
+    repeated_aug: int = Field(
+        1, ge=1, description="Repeated augmentation: every training clip is drawn N times per epoch, each with "
+        "its own augmentation (several processes: the copies go to different processes)."
+    )
+    grad_checkpointing: bool = Field(
+        False, description="Recompute each backbone block's activations in the backward pass instead of "
+        "storing them: less memory, about a third more compute."
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     precision: Literal["32", "bf16", "16"] = Field("32", description="32, bf16 (CPU or GPU) or 16 (GPU).")
     accumulate: int = Field(1, ge=1, description="Batches whose gradients are summed per optimizer step.")
@@ -184,7 +229,7 @@ class TrainSettings(_Section):
         "val_accuracy", description="Metric for best.pt and early stop."
     )
     ema: float | None = Field(None, gt=0, lt=1, description="Decay of an exponential moving average of the weights.")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed (0 to 2^32 - 1).")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
     observe_range: tuple[float, float] | None = Field(
@@ -223,6 +268,16 @@ class TestSettings(_Section):
         "auto", description="Inference precision of test, predict and benchmark: 32, bf16, 16 (CUDA), or auto = "
         "bf16 where the CPU/GPU computes bf16 natively (e.g. AMX), else 32."
     )
+    runtime: Literal["auto", "torch", "openvino", "onnxruntime"] = Field(
+        "auto", description="What runs the model in test, predict and benchmark: torch, openvino (CPU), onnxruntime "
+        "(CPU, fp32), or auto = openvino on the CPU where it is installed and converts the model, else torch. "
+        "Exported files run on their own runtime (an ONNX file also on openvino)."
+    )
+
+    tau_a: str | None = Field(
+        None, description="Anticipation with sequence models: comma-separated anticipation times in seconds, e.g. "
+        "2,1.5,1,0.5 (RULSTM's table), each scored in the same test; default: the annotated tau_a."
+    )
 
     sls: tuple[int, int, int] = Field(
         (5, 5, 5), description="EK100 submissions: supervision levels (pretraining, training labels, training data), "
@@ -236,12 +291,33 @@ class TestSettings(_Section):
             raise ValueError("supervision levels are integers from 0 to 5")
         return value
 
+    @field_validator("tau_a")
+    @classmethod
+    def _tau_a(cls, value: str | None) -> str | None:
+        if value is not None:
+            anticipation_times(value)
+        return value
+
     @field_validator("observe")
     @classmethod
     def _observe(cls, value: str | None) -> str | None:
         if value is not None:
             observe_ratios(value)
         return value
+
+
+def anticipation_times(text: str) -> list[float]:
+    """``"2,1.5,1,0.5"`` -> ``[2.0, 1.5, 1.0, 0.5]``: each a finite number of seconds >= 0, in the given order,
+    no repeats."""
+    import math
+
+    try:
+        times = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--tau-a takes comma-separated seconds such as 2,1.5,1,0.5, not {text!r}") from None
+    if not times or not all(math.isfinite(t) and t >= 0 for t in times) or len(set(times)) != len(times):
+        raise ValueError(f"--tau-a takes distinct finite seconds >= 0, got {text!r}")
+    return times
 
 
 def observe_ratios(text: str) -> list[float]:
@@ -288,6 +364,8 @@ class Settings(BaseSettings):
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Read a settings TOML file; a missing or malformed file is a :class:`UserError`."""
+    if path.is_dir():
+        raise UserError(f"config file {path} is a folder; pass a TOML file to --config (e.g. {path / 'actcli.toml'})")
     if not path.is_file():
         raise UserError(f"config file {path} not found; pass an existing TOML file to --config")
     try:

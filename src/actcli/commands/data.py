@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -21,9 +22,11 @@ from actcli.data.annotate import (
     shared_groups,
     with_label_ids,
 )
+from actcli.data.annotation_set import writing_set
 from actcli.data.download import from_local, kaggle_download
 from actcli.data.formats import Options, get_format
 from actcli.data.registry import dataset_info, remember_root, resolve_root
+from actcli.data.segments import TaskSpec, task_rows, write_task
 from actcli.data.synthetic import SyntheticSpec, generate, plan
 from actcli.data.video import DecodeError, probe
 from actcli.errors import UserError
@@ -35,8 +38,15 @@ from actcli.settings import Settings
 MANIFEST = "synthetic.json"
 
 
+def check_seed(seed: int) -> None:
+    """Seeds are 0 to 2^32 - 1 (NumPy's range); else one error line."""
+    if not 0 <= seed <= 2**32 - 1:
+        raise UserError(f"--seed must be between 0 and 2^32 - 1 (4294967295), got {seed}")
+
+
 def download_synthetic(settings: Settings, dest: Path | None, spec: SyntheticSpec) -> Path:
     """Generate the synthetic dataset (skipping files already there) and remember its root."""
+    check_seed(spec.seed)
     dest = dest or settings.paths.data / "synthetic"
     manifest = dest / MANIFEST
     wanted = {"generator": 1, **asdict(spec)}
@@ -55,6 +65,27 @@ def download_synthetic(settings: Settings, dest: Path | None, spec: SyntheticSpe
     write_json(manifest, wanted)
     remember_root(settings.paths.outputs, "synthetic", dest)
     ui.console.print(f"{total} videos in {dest} ({spec.classes} classes, {spec.groups} groups)")
+    return dest
+
+
+def download_synthetic_sequences(settings: Settings, dest: Path | None, spec) -> Path:
+    """Generate the synthetic anticipation dataset (:mod:`actcli.data.synthetic_sequences`) and remember its root."""
+    from actcli.data.synthetic_sequences import GRAMMAR, generate, plan
+
+    check_seed(spec.seed)
+    dest = dest or settings.paths.data / "synthetic-sequences"
+    try:
+        total = len(plan(spec))
+        with ui.progress() as bars:
+            task = bars.add_task("writing videos", total=total)
+            generate(dest, spec, lambda n: bars.advance(task, n))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    remember_root(settings.paths.outputs, "synthetic-sequences", dest)
+    grammar = json.loads((dest / GRAMMAR).read_text(encoding="utf-8"))["bayes_optimal_next_action"]
+    ui.console.print(f"{total} videos of {spec.actions} actions in {dest} ({spec.groups} groups); the grammar's best "
+                     f"possible next-action top-1 {grammar['top1']:.3f}, top-5 {grammar['top5']:.3f} "
+                     f"({dest / GRAMMAR})")
     return dest
 
 
@@ -132,7 +163,7 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
 def write_split_files(folder: Path, table: pd.DataFrame, split: pd.Series, classes: Sequence[str]) -> None:
     """``labels.csv`` and one CSV per split (rows of ``table`` whose split matches; clip times kept)."""
     _write_csv(folder / "labels.csv", pd.DataFrame({"id": range(len(classes)), "name": list(classes)}))
-    columns = COLUMNS + [c for c in ("start", "end") if c in table.columns]
+    columns = COLUMNS + [c for c in ("start", "end", "segment_start", "segment_end") if c in table.columns]
     for name in SPLITS:
         _write_csv(folder / f"{name}.csv", table[split == name][columns])
 
@@ -157,14 +188,23 @@ def annotate(
     out: Path | None,
     seed: int,
     options: Options | None = None,
+    task: TaskSpec | None = None,
 ) -> Path:
     """Read the dataset in its format (:mod:`actcli.data.formats`) and write annotations.csv,
-    labels.csv and the split CSVs: the official split where the dataset has one, else group-aware."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
-        raise UserError("--split takes three non-negative numbers, e.g. --split 70 15 15")
+    labels.csv, the split CSVs and ``task.json``: the official split where the dataset has one, else
+    group-aware; ``task`` (:mod:`actcli.data.segments`) decides what of each segment the split files show."""
+    check_seed(seed)
+    if len(fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in fractions) or sum(fractions) <= 0:
+        raise UserError(f"--split takes three finite non-negative shares with a positive sum, e.g. --split 70 15 15 "
+                        f"(got {' '.join(f'{f:g}' for f in fractions)})")
+    task = task or TaskSpec()
+    task.check()
     info = dataset_info(settings.data.dataset)
+    fmt = get_format(info.format)
+    if fmt.annotate is not None:  # a format that writes its own split files (EK100)
+        return fmt.annotate(settings, options or Options(dataset=info.name), task, out)
     root = resolve_root(settings.paths.outputs, info.name, settings.data.root)
-    read = get_format(info.format).read(root, options or Options(dataset=info.name))
+    read = fmt.read(root, options or Options(dataset=info.name))
     for warning in read.warnings:
         ui.warn(warning)
     if read.missing:
@@ -174,6 +214,11 @@ def annotate(
     if settings.data.root is not None:  # train and test find the videos without --root from now on
         remember_root(settings.paths.outputs, info.name, settings.data.root)
     root = find_class_root(root) if info.class_folders else root
+    if info.class_folders:
+        hidden = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name.startswith("."))
+        if hidden:
+            ui.warn(f"{len(hidden)} folder(s) skipped as hidden (names starting with '.', the Unix rule): "
+                    f"{', '.join(hidden[:5])}{', ...' if len(hidden) > 5 else ''}; rename one to use it as a class")
     folder = out or annotations_dir(settings)
     table = with_label_ids(read.table, read.classes)
     past_end = 0
@@ -201,11 +246,40 @@ def annotate(
     else:
         split = group_split(usable, fractions, seed)
     full_split = split.reindex(table.index).fillna("excluded")
-    _write_csv(folder / "annotations.csv", table.drop(columns=["split"], errors="ignore").assign(split=full_split))
-    write_split_files(folder, usable, split, classes)
-    if folds and "split" not in usable.columns:
-        for k, fold in enumerate(group_folds(usable, folds, seed), 1):
-            write_split_files(folder / "folds" / f"fold{k:02d}", usable, fold, classes)
+    fold_splits = group_folds(usable, folds, seed) if folds and "split" not in usable.columns else []
+    if fold_splits and task.task != "recognition":
+        raise UserError("--folds writes recognition splits; drop --folds for --task anticipation")
+    usable, split, task_counts = task_rows(usable, split, task, f"{info.name} ({root})")
+    _warn_dropped(task, task_counts)
+    with writing_set(folder):
+        _write_csv(folder / "annotations.csv", table.drop(columns=["split"], errors="ignore").assign(split=full_split))
+        write_split_files(folder, usable, split, classes)
+        for k, fold in enumerate(fold_splits, 1):
+            with writing_set(folder / "folds" / f"fold{k:02d}"):
+                write_split_files(folder / "folds" / f"fold{k:02d}", usable, fold, classes)
+        write_task(folder, task, task_counts)
+        _write_annotate_report(settings, folder, table, usable, split, classes, read, probe_videos, past_end)
+    ui.console.print(f"annotations written to {folder}" + (f" ({folds} folds in {folder / 'folds'})" if folds else ""))
+    return folder
+
+
+def _warn_dropped(task: TaskSpec, counts: dict[str, dict[str, int]]) -> None:
+    """Say how many anticipation windows were clipped or dropped (they are also in task.json)."""
+    if task.task != "anticipation":
+        return
+    dropped = {k: c["segments_dropped"] for k, c in counts.items() if c["segments_dropped"]}
+    clipped = sum(c["windows_clipped"] for c in counts.values())
+    if dropped:
+        ui.warn(f"{sum(dropped.values())} segment(s) have no observable window before their video "
+                f"(tau_a {task.tau_a:g} s, tau_o {task.tau_o:g} s, --before-start {task.before_start}): left out and "
+                f"counted in task.json ({', '.join(f'{k} {v}' for k, v in dropped.items())})")
+    if clipped:
+        ui.warn(f"{clipped} anticipation window(s) begin before their video: clipped to start at 0 s")
+
+
+def _write_annotate_report(settings: Settings, folder: Path, table: pd.DataFrame, usable: pd.DataFrame,
+                           split: pd.Series, classes: Sequence[str], read, probe_videos: bool, past_end: int) -> None:
+    """Print the split summary and write ``report-annotate.json``."""
     metrics = AnnotateMetrics(
         clips=len(table), classes=len(classes), groups=int(usable["group"].nunique()),
         split_sizes={s: int((split == s).sum()) for s in SPLITS},
@@ -218,8 +292,6 @@ def annotate(
     report = make_report("annotate", torch.device("cpu"), settings.model_dump(mode="json"), metrics,
                          {"annotations": folder})
     write_report(report, folder / "report-annotate.json")
-    ui.console.print(f"annotations written to {folder}" + (f" ({folds} folds in {folder / 'folds'})" if folds else ""))
-    return folder
 
 
 def _print_split_summary(table: pd.DataFrame, split: pd.Series, metrics: AnnotateMetrics) -> None:
@@ -238,12 +310,8 @@ def list_datasets(settings: Settings) -> None:
 
     rows = []
     for info in DATASETS.values():
-        if info.name == "ek100":
-            layout, splits = "<root>/<P01>/rgb_frames|videos|flow_frames/... + EPIC_100_*.csv", \
-                "official train/validation/test (+ challenge); recognition or anticipation"
-        else:
-            fmt = get_format(info.format)
-            layout, splits = fmt.layout, fmt.splits
+        fmt = get_format(info.format)
+        layout, splits = fmt.layout, fmt.splits
         root = known_root(settings.paths.outputs, info.name) or settings.paths.data / info.name
         annotated = (settings.paths.annotations / info.name / "labels.csv").is_file()
         state = ("found" if root.exists() else "not found") + (", annotated" if annotated else "")

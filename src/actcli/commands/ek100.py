@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from actcli import console as ui
+from actcli.data.annotation_set import writing_set
 from actcli.data.registry import resolve_root
 from actcli.ek100.annotations import FILES, Subsets, load_id_set, load_segments, load_subsets
 from actcli.ek100.dataset import HEADS, load_split
@@ -27,7 +28,15 @@ def annotate_ek100(settings: Settings, official: Path | None, spec: TaskSpec, pa
     """Write actcli's EK100 split files (see :mod:`actcli.ek100.splits`); returns their folder."""
     official = official or resolve_root(settings.paths.outputs, "ek100-annotations", None)
     folder = out or settings.data.annotations_dir or settings.paths.annotations / "ek100"
-    counts = write_ek100_splits(official, folder, spec, participants, max_segments, ui.warn)
+    with writing_set(folder):
+        counts = write_ek100_splits(official, folder, spec, participants, max_segments, ui.warn)
+        _write_ek100_report(official, folder, spec, counts)
+    ui.console.print(f"annotations written to {folder}")
+    return folder
+
+
+def _write_ek100_report(official: Path, folder: Path, spec: TaskSpec, counts: dict[str, dict[str, int]]) -> None:
+    """Print the EK100 split table and write ``report-annotate.json``."""
     rows = [[name, c["segments"], c["windows_clipped"], c["segments_dropped"]] for name, c in counts.items()]
     ui.console.print(ui.table(f"EK100 {spec.task}" + (f" (tau_a {spec.tau_a:g} s, tau_o {spec.tau_o:g} s, early "
                                                      f"windows: {spec.before_start})" if spec.task == "anticipation"
@@ -38,8 +47,6 @@ def annotate_ek100(settings: Settings, official: Path | None, spec: TaskSpec, pa
                               groups=0, split_sizes={k: c["segments"] for k, c in labelled.items()}, shared_groups=0)
     write_report(make_report("annotate", torch.device("cpu"), {"official": str(official), **spec.__dict__},
                              metrics, {"folder": folder}), folder / "report-annotate.json")
-    ui.console.print(f"annotations written to {folder}")
-    return folder
 
 
 def _subsets(folder: Path, unseen: Path | None) -> Subsets:

@@ -25,13 +25,14 @@ from actcli.engine.evaluate import (
     write_confusion_csv,
 )
 from actcli.engine.inference import inference_precision, prepare_for_inference
+from actcli.engine.runtimes import RuntimeChoice, prepare_runtime
 from actcli.errors import UserError
 from actcli.models.checkpoint import (
     clip_of,
     convention_of,
     model_from_checkpoint,
 )
-from actcli.models.exported import is_exported, load_exported
+from actcli.models.exported import ExportedModel, is_exported, load_exported
 from actcli.models.multimodal import HeadsView, MultiModalModel
 from actcli.models.zoo import build_model, get_entry
 from actcli.pipeline import (
@@ -51,19 +52,28 @@ from actcli.runs import latest_checkpoint, run_dir_of
 from actcli.settings import Settings
 
 DATA_KEYS = ("dataset", "root", "annotations_dir", "no_audio", "motion", "features", "features_fps")
+DATASET_KEYS = ("dataset", "root", "annotations_dir")
 
 
-def _load_model(weights: Path, device: torch.device, threads: int | None = None):
-    """A checkpoint or an exported file (TorchScript / ONNX) ready for inference.
+def runtime_cache(settings: Settings) -> Path:
+    """Where converted models (OpenVINO, ONNX) and OpenVINO's compiled models are cached."""
+    return settings.paths.outputs / "cache" / "runtimes"
+
+
+def _load_model(weights: Path, device: torch.device, threads: int | None = None, settings: Settings | None = None):
+    """A checkpoint or an exported file (TorchScript / ONNX / OpenVINO IR) ready for inference.
 
     Returns ``(model, clip spec, classes, model name, checkpoint dict or None, device, convention)``;
-    ONNX files run on the CPU through ONNX Runtime, so ``device`` becomes CPU for them.
+    ONNX and IR files run on the CPU (ONNX Runtime, OpenVINO), so ``device`` becomes CPU for them. With
+    ``settings``, an IR (or an ONNX file with ``--runtime openvino``) runs at ``test.precision``.
     """
     if is_exported(weights):
-        if weights.suffix == ".onnx" and device.type != "cpu":
-            ui.warn("ONNX exports run on the CPU (ONNX Runtime); using device cpu")
+        if weights.suffix.lower() in (".onnx", ".xml") and device.type != "cpu":
+            ui.warn(f"{weights.suffix} exports run on the CPU (ONNX Runtime / OpenVINO); using device cpu")
             device = torch.device("cpu")
-        exported = load_exported(weights, device=device, threads=threads)
+        options = ({"precision": settings.test.precision, "runtime": settings.test.runtime,
+                    "cache_dir": runtime_cache(settings) / "compiled"} if settings is not None else {})
+        exported = load_exported(weights, device=device, threads=threads, **options)
         return (exported, exported.clip, exported.classes, exported.model_name, None, device,
                 exported.convention)
     model, checkpoint = model_from_checkpoint(weights)
@@ -86,13 +96,32 @@ def _per_modality_top1(model: torch.nn.Module, dataset, settings: Settings, devi
     return {m: topk_accuracy(logits, heads.labels, 1) for m, logits in zip(model.modalities, per_head, strict=True)}
 
 
-def _precision(settings: Settings, device: torch.device, exported: bool) -> str:
-    """The inference precision to use; exported files always run as exported (fp32)."""
+def _precision(settings: Settings, device: torch.device, exported: bool | ExportedModel) -> str:
+    """The inference precision to use; exported files run as exported (fp32), except on OpenVINO (an IR,
+    or ONNX with ``--runtime openvino``), which runs at ``--precision`` (``auto``: bf16 where native)."""
+    if isinstance(exported, ExportedModel) and exported.runtime == "openvino":
+        return exported.precision
     if exported:
         if settings.test.precision not in ("auto", "32"):
-            ui.warn(f"--precision {settings.test.precision} applies to checkpoints; exported files run in fp32")
+            ui.warn(f"--precision {settings.test.precision} applies to checkpoints and OpenVINO files; "
+                    "this exported file runs in fp32")
         return "32"
     return inference_precision(settings.test.precision, device)
+
+
+def _inference_model(settings: Settings, model, name: str, spec, classes: list[str], device: torch.device,
+                     precision: str, single_input: bool = True) -> tuple[torch.nn.Module, RuntimeChoice]:
+    """``model`` on the runtime ``test.runtime`` resolves to (:func:`actcli.engine.runtimes.prepare_runtime`);
+    an exported file runs as loaded."""
+    if isinstance(model, ExportedModel):
+        if settings.test.runtime not in ("auto", model.runtime):
+            ui.warn(f"--runtime {settings.test.runtime}: {model.path.name} is a {model.format} export, which runs "
+                    f"on {model.runtime}")
+        return model, RuntimeChoice(model.runtime, precision, ["exported", model.format], "exported file")
+    threads = settings.benchmark.threads
+    return prepare_runtime(model, device, precision, settings.test.runtime, model_name=name, clip=spec,
+                           classes=classes, single_input=single_input, threads=threads,
+                           cache_dir=runtime_cache(settings), warn=ui.warn)
 
 
 def _checkpoint_path(settings: Settings, weights: Path | None, experiment: str | None) -> Path:
@@ -100,9 +129,15 @@ def _checkpoint_path(settings: Settings, weights: Path | None, experiment: str |
 
 
 def _with_checkpoint_data(settings: Settings, sources: dict[str, str], checkpoint: dict) -> Settings:
-    """Use the dataset the checkpoint was trained on unless the user chose one."""
+    """Use the dataset the checkpoint was trained on unless the user chose one.
+
+    ``dataset``, ``root`` and ``annotations_dir`` go together: once the user names any of them, none
+    comes from the checkpoint (a checkpoint's annotations must never score a dataset the user named),
+    and a class mismatch is then one error line."""
     trained = checkpoint.get("settings", {}).get("data", {})
-    updates = {k: trained[k] for k in DATA_KEYS if sources.get(f"data.{k}") == "default" and k in trained}
+    chosen = {k for k in DATA_KEYS if sources.get(f"data.{k}") != "default"}
+    keys = [k for k in DATA_KEYS if k not in chosen and not (chosen & set(DATASET_KEYS) and k in DATASET_KEYS)]
+    updates = {k: trained[k] for k in keys if k in trained}
     if not updates:
         return settings
     data = settings.data.model_copy(update=updates)
@@ -140,12 +175,25 @@ def test(settings: Settings, sources: dict[str, str], weights: Path | None, expe
 def _test(settings: Settings, sources: dict[str, str], weights: Path | None, experiment: str | None,
           report_file: Path | None, device: torch.device) -> Path:
     weights = _checkpoint_path(settings, weights, experiment)
-    model, checkpoint = model_from_checkpoint(weights)
+    from actcli.commands.sequence import is_sequence_checkpoint, test_sequence
+
+    if not is_exported(weights) and is_sequence_checkpoint(weights):  # over feature sequences: rulstm, avt, ...
+        return test_sequence(settings, sources, weights, report_file, device)
+    if is_exported(weights):  # an exported file knows its classes, clip and convention, not its dataset
+        model, spec, classes, name, _, device, convention = _load_model(weights, device, None, settings)
+        checkpoint = {"model": name, "classes": classes, "clip": asdict(spec), "convention": convention.to_dict(),
+                      "modalities": ["rgb"], "settings": {}}
+    else:
+        model, checkpoint = model_from_checkpoint(weights)
     settings = _with_checkpoint_data(settings, sources, checkpoint)
     source = data_source(settings)
     check_classes(weights, checkpoint["classes"], source.classes)
+    exported = model if isinstance(model, ExportedModel) else False
     if source.dataset == "ek100":
         from actcli.commands.ek100 import test_ek100
+
+        if exported:
+            raise UserError("EK100 tests take actcli checkpoints (verb and noun heads); pass the best.pt")
 
         if settings.test.observe or settings.test.views != "1x1":
             raise UserError("EK100 tests each segment (or anticipation window) as annotated, one clip of --frames "
@@ -160,10 +208,12 @@ def _test(settings: Settings, sources: dict[str, str], weights: Path | None, exp
 
         if settings.test.views != "1x1":
             raise UserError("--observe evaluates one centred clip of the observed part: drop --views")
-        prepared, steps = prepare_for_inference(model, device, inference_precision(settings.test.precision, device))
+        single = tuple(checkpoint.get("modalities", ["rgb"])) == ("rgb",)
+        prepared, choice = _inference_model(settings, model, checkpoint["model"], spec, checkpoint["classes"], device,
+                                            _precision(settings, device, exported), single)
         report_path = _report_path(settings, weights, report_file, f"report-early-{split}.json")
         config = {**settings.model_dump(mode="json"), "weights": str(weights), "clip": asdict(spec),
-                  "inference_steps": steps, "decoder": source.decoder}
+                  **choice.config(), "decoder": source.decoder}
         return early_prediction(settings, prepared, spec, source, device, report_path, config,
                                 f"{checkpoint['model']} on {source.dataset} {split}",
                                 tuple(checkpoint.get("modalities", ["rgb"])), convention_of(checkpoint))
@@ -177,12 +227,14 @@ def _test(settings: Settings, sources: dict[str, str], weights: Path | None, exp
     else:
         dataset = MultiViewDataset(source.root, split_table(source, split), spec, temporal, spatial, source.decoder,
                                    convention_of(checkpoint))
-    precision = inference_precision(settings.test.precision, device)
+    precision = _precision(settings, device, exported)
     original = model
-    model, steps = prepare_for_inference(model, device, precision)
+    model, choice = _inference_model(settings, model, checkpoint["model"], spec, checkpoint["classes"], device,
+                                     precision, modalities == ("rgb",) and not isinstance(model, MultiModalModel))
     with ui.progress() as bars:
         predictions = distributed.predict_dataset(model, dataset, settings.test.batch_size, settings.data.workers,
-                                                  device, bars, f"testing on {split} (precision {precision})")
+                                                  device, bars, f"testing on {split} ({choice.name}, precision "
+                                                  f"{precision})")
         per_modality = _per_modality_top1(original, dataset, settings, device, bars)
     for path in predictions.skipped:
         ui.warn(f"skipped unreadable video {path}")
@@ -199,11 +251,11 @@ def _test(settings: Settings, sources: dict[str, str], weights: Path | None, exp
     write_confusion_csv(cm, source.classes, csv_path)
     plot_confusion(cm, source.classes, png_path, f"{checkpoint['model']} on {source.dataset} {split}")
     config = {**settings.model_dump(mode="json"), "weights": str(weights), "clip": asdict(spec),
-              "precision": precision, "inference_steps": steps, "decoder": source.decoder}
+              **choice.config(), "decoder": source.decoder}
     report = make_report("test", device, config, metrics,
                          {"weights": weights, "confusion_csv": csv_path, "confusion_png": png_path})
     write_report(report, report_path)
-    summary = [["views per video", settings.test.views], ["precision", precision],
+    summary = [["views per video", settings.test.views], ["runtime", choice.name], ["precision", precision],
                *[[f"top-1 {m} alone", f"{a:.3f}"] for m, a in (per_modality or {}).items()],
                *[[f"fusion weight {m}", f"{w:.3f}"] for m, w in (metrics.fusion_weights or {}).items()],
                ["top-1 video (clip)", f"{metrics.top1:.3f} ({metrics.clip_top1:.3f})"],
@@ -243,39 +295,42 @@ def benchmark(settings: Settings, sources: dict[str, str], weights: Path | None,
     if settings.benchmark.threads:
         torch.set_num_threads(settings.benchmark.threads)
     device = resolve_device(settings.train.device)
+    single_input = True
     if model_given and weights is None:
         spec = clip_spec(settings)
+        torch.manual_seed(0)  # the same random weights every run: their OpenVINO conversion is cached
         model = build_model(settings.model.name, spec, 400, config=model_config(settings))
         name, weights_used, convention = settings.model.name, None, get_entry(settings.model.name).convention
+        classes = [str(i) for i in range(400)]
         model = to_device(model, device)
     else:
         weights_used = _checkpoint_path(settings, weights, experiment)
-        model, spec, _, name, checkpoint, device, convention = _load_model(weights_used, device,
-                                                                           settings.benchmark.threads)
+        model, spec, classes, name, checkpoint, device, convention = _load_model(
+            weights_used, device, settings.benchmark.threads, settings)
         if checkpoint is not None:
             settings = _with_checkpoint_data(settings, sources, checkpoint)
+            single_input = tuple(checkpoint.get("modalities", ["rgb"])) == ("rgb",)
     bench = settings.benchmark
     decoder = resolve_decoder(settings.data.decoder)
-    exported = weights_used is not None and is_exported(weights_used)
+    exported = model if isinstance(model, ExportedModel) else False
     precision = _precision(settings, device, exported)
     reference = bench.reference and not exported
     if bench.reference and not reference:
         ui.warn("exported models have no eager fp32 reference to compare with; timing actcli only")
     eager = eager_copy(model) if reference else None
-    steps: list[str] = ["exported"]
-    if not exported:
-        model, steps = prepare_for_inference(model, device, precision)
+    model, choice = _inference_model(settings, model, name, spec, classes, device, precision, single_input)
     with tempfile.TemporaryDirectory() as tmp:
         videos, video_source = _benchmark_videos(settings, spec.crop, Path(tmp))
         ui.console.print(f"benchmarking {name} at {spec} on {device}, batch {bench.batch_size}, "
-                         f"{bench.warmup} warm-up + {bench.runs} timed runs, precision {precision}, decoder {decoder}, "
-                         f"videos: {video_source}"
+                         f"{bench.warmup} warm-up + {bench.runs} timed runs, runtime {choice.name}, precision "
+                         f"{choice.precision}, decoder {decoder}, videos: {video_source}"
                          + (", with the prototype's way alongside" if reference else ""))
         with ui.progress() as bars:
             metrics = run_benchmark(model, spec, videos, device, bench.batch_size, bench.warmup, bench.runs, bars,
-                                    decoder, eager, precision, steps, convention)
+                                    decoder, eager, choice.precision, choice.steps, convention)
+    metrics.runtime = choice.name
     config = {**settings.model_dump(mode="json"), "model": name, "clip": asdict(spec),
-              "weights": str(weights_used) if weights_used else None, "videos": video_source}
+              "weights": str(weights_used) if weights_used else None, "videos": video_source, **choice.config()}
     path = (_report_path(settings, weights_used, report_file, "report-benchmark.json") if weights_used
             else report_file or settings.paths.outputs / "reports"
             / f"benchmark-{name}-{datetime.now():%Y%m%d-%H%M%S}.json")
@@ -285,15 +340,18 @@ def benchmark(settings: Settings, sources: dict[str, str], weights: Path | None,
             ["end to end", f"{e.p50:.1f}", f"{e.p95:.1f}", f"{metrics.throughput_clips_per_s:.1f}"]]
     ref = metrics.reference
     if ref is not None:
-        rows += [["prototype: model only", f"{ref.model_ms_per_sample.p50:.1f}", f"{ref.model_ms_per_sample.p95:.1f}",
-                  f"{1000 / ref.model_ms_per_sample.mean:.1f}"],
-                 ["prototype: end to end", f"{ref.end_to_end_ms_per_sample.p50:.1f}",
-                  f"{ref.end_to_end_ms_per_sample.p95:.1f}", f"{1000 / ref.end_to_end_ms_per_sample.mean:.1f}"]]
-    ui.console.print(ui.table(f"{name} {spec} on {device} (threads {torch.get_num_threads()})",
+        rows.append(["prototype: model only", f"{ref.model_ms_per_sample.p50:.1f}",
+                     f"{ref.model_ms_per_sample.p95:.1f}", f"{1000 / ref.model_ms_per_sample.mean:.1f}"])
+        if ref.end_to_end_ms_per_sample is not None:
+            rows.append(["prototype: end to end", f"{ref.end_to_end_ms_per_sample.p50:.1f}",
+                         f"{ref.end_to_end_ms_per_sample.p95:.1f}", f"{1000 / ref.end_to_end_ms_per_sample.mean:.1f}"])
+    ui.console.print(ui.table(f"{name} {spec} on {device}, {choice.name} (threads {torch.get_num_threads()})",
                               ["", "p50 ms/sample", "p95 ms/sample", "clips/s"], rows))
     if ref is not None:
-        ui.console.print(f"actcli vs the prototype's way (p50): model only {ref.model_speedup:.2f}x faster, "
-                         f"end to end {ref.end_to_end_speedup:.2f}x faster")
+        e2e = f", end to end {ref.end_to_end_speedup:.2f}x faster" if ref.end_to_end_speedup is not None else ""
+        ui.console.print(f"actcli vs the prototype's way (p50): model only {ref.model_speedup:.2f}x faster{e2e}")
+        if ref.note:
+            ui.warn(ref.note)
     ui.console.print(f"report: {path}")
     return path
 
@@ -305,9 +363,11 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
     require_readable(video)
     weights = _checkpoint_path(settings, weights, experiment)
     device = resolve_device(settings.train.device)
-    model, spec, classes, name, _, device, convention = _load_model(weights, device)
-    if not is_exported(weights):
-        model, _ = prepare_for_inference(model, device, _precision(settings, device, False))
+    model, spec, classes, name, checkpoint, device, convention = _load_model(weights, device, None, settings)
+    exported = model if isinstance(model, ExportedModel) else False
+    single = checkpoint is None or tuple(checkpoint.get("modalities", ["rgb"])) == ("rgb",)
+    model, choice = _inference_model(settings, model, name, spec, classes, device,
+                                     _precision(settings, device, exported), single)
 
     def choose(info):
         return clip_indices(info.frames, spec.frames, spec.stride,
@@ -322,7 +382,7 @@ def predict(settings: Settings, video: Path, weights: Path | None, experiment: s
     rows = [[r["class"], f"{r['probability']:.3f}"] for r in result.top]
     ui.console.print(ui.table(f"{video.name} ({name})", ["class", "probability"], rows))
     if report_file is not None:
-        config = {**settings.model_dump(mode="json"), "weights": str(weights)}
+        config = {**settings.model_dump(mode="json"), "weights": str(weights), **choice.config()}
         write_report(make_report("predict", device, config, result), report_file)
         ui.console.print(f"report: {report_file}")
     return result

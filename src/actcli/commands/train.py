@@ -3,6 +3,11 @@
 With ``--freeze backbone --no-augment`` the head trains on backbone features cached once
 (:mod:`actcli.data.cache`); with ``--cache-clips`` every epoch after the first reads decoded,
 resized frames from the clip cache (:mod:`actcli.data.clip_cache`).
+
+A new run first fills in its model family's recipe defaults where the user chose nothing
+(:func:`actcli.engine.recipe.family_recipe`: transformers get VideoMAE's fine-tuning recipe); the
+values used are in the run's ``config.toml``, its checkpoints and its report, and a resumed run
+keeps them.
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ from actcli.data.datasets import VideoClipDataset, make_loader
 from actcli.ek100.dataset import HEADS
 from actcli.engine import distributed
 from actcli.engine.interrupt import EXIT_CODES, STOP_FILE_ENV, StopRequest
-from actcli.engine.recipe import check_precision
+from actcli.engine.recipe import check_precision, enable_gradient_checkpointing, family_recipe, mixing_refusal
 from actcli.engine.sync_batchnorm import convert_sync_batchnorm
 from actcli.engine.train import Trainer
 from actcli.errors import UserError
 from actcli.fileio import write_text
-from actcli.models.checkpoint import load_file, load_initial_weights, save_checkpoint, weights_path
+from actcli.locks import FolderLock
+from actcli.models.checkpoint import load_checkpoint, load_initial_weights, save_checkpoint, weights_path
 from actcli.models.freeze import apply_freeze
 from actcli.models.multimodal import build_any
 from actcli.models.zoo import get_entry
 from actcli.pipeline import (
+    check_classes,
     clip_dataset,
     clip_spec,
     data_source,
@@ -75,19 +82,37 @@ def _resume_checkpoint(settings: Settings, resume: str) -> Path:
     return path / LAST if path.is_dir() else path
 
 
-def train(settings: Settings, resume: str | None = None) -> Path:
+def train(settings: Settings, resume: str | None = None, sources: dict[str, str] | None = None) -> Path:
     """Train a model (or resume one); returns the run folder (checkpoints, TensorBoard, report).
 
+    ``sources`` (from :func:`~actcli.settings.load_settings`) says which settings the user left at
+    their defaults: a new run fills those in from the model family's recipe
+    (:func:`~actcli.engine.recipe.family_recipe`); without ``sources`` the settings are used as given.
     Under torchrun every process runs this; rank 0 alone writes (see :mod:`actcli.engine.distributed`).
     """
+    from actcli.models.sequence import is_sequence_model
+
+    if is_sequence_model(settings.model.name):  # over feature sequences, not clips: actcli.commands.sequence
+        from actcli.commands.sequence import train_sequence
+
+        return train_sequence(settings, sources, resume)
     device = distributed.start(resolve_device(settings.train.device))
     if not distributed.is_main():
         ui.silence()
     finished = False
+    held: list[FolderLock] = []  # the run folder's lock, taken by _train, released here
     try:
-        run_dir, metrics = _train(settings, resume, device)
+        if resume is None and sources is not None:
+            settings, applied = family_recipe(settings, sources, distributed.world().size)
+            if applied:
+                ui.console.print("recipe defaults for " + settings.model.name + ": "
+                                 + ", ".join(f"{k.split('.', 1)[1]}={v:g}" if isinstance(v, float) else
+                                             f"{k.split('.', 1)[1]}={v}" for k, v in applied.items()))
+        run_dir, metrics = _train(settings, resume, device, held)
         finished = True
     finally:
+        for lock in held:
+            lock.release()
         distributed.stop(barrier=finished)
     if metrics.interrupted:  # after the barrier: every rank stops cleanly, with the same status
         where = f"epoch {metrics.epochs}" + (f" and {metrics.batches_done} batch(es) of the next" if
@@ -99,23 +124,29 @@ def train(settings: Settings, resume: str | None = None) -> Path:
     return run_dir
 
 
-def _train(settings: Settings, resume: str | None, device: torch.device) -> tuple[Path, TrainMetrics]:
+def _train(settings: Settings, resume: str | None, device: torch.device,
+           held: list[FolderLock]) -> tuple[Path, TrainMetrics]:
     from torch.utils.tensorboard import SummaryWriter
 
     resumed = None
     if resume is not None:
         last = _resume_checkpoint(settings, resume)
-        resumed = load_file(last)
-        if "training" not in resumed:
-            raise UserError(f"{last} holds no training state; resume from a last.pt written by `actcli train`")
-        settings = Settings.model_validate(resumed["settings"])
+        resumed = load_checkpoint(last, training=True)
+        try:
+            settings = Settings.model_validate(resumed["settings"])
+        except ValueError as exc:
+            raise UserError(f"{last} holds settings this version cannot read ({str(exc).splitlines()[0]}); "
+                            "start a new run") from None
     seed_everything(settings.train.seed)
     source = data_source(settings)
+    if resumed is not None:  # the annotations may have been re-made since the run started
+        check_classes(last, resumed["classes"], source.classes)
     spec = clip_spec(settings)
     check_precision(settings.train.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
     augment = settings.data.augment
+    _check_augmentation(settings)
     heads: tuple[int, ...] = ()
     if source.dataset == "ek100":
         if settings.data.cache_clips or settings.model.freeze == "backbone" and not augment:
@@ -135,7 +166,7 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
             raise UserError("--observe-range and --modalities beyond rgb read new inputs every epoch: "
                             "drop --cache-clips / --no-augment")
         train_set = clip_dataset(source, "train", spec, training=augment, hflip=augment and hflip_enabled(settings),
-                                 observe=observe, inputs=inputs)
+                                 observe=observe, inputs=inputs, auto_augment=settings.data.auto_augment)
         val_set = clip_dataset(source, "val", spec, training=False, inputs=inputs)
         if cached and any(any(d.windows) for d in (train_set, val_set)):
             raise UserError("the training caches (--cache-clips, --freeze backbone --no-augment) hold whole files, "
@@ -160,12 +191,14 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     if settings.train.sync_bn:
         model = convert_sync_batchnorm(model, device)
     frozen = apply_freeze(model, settings.model.freeze)
+    if settings.train.grad_checkpointing:
+        enable_gradient_checkpointing(model, settings.model.name)
     model = to_device(model, device)
     pin = device.type == "cuda"
     seed = settings.train.seed
     loaders = [
         make_loader(train_set, settings.train.batch_size, settings.data.workers, True, seed, pin,
-                    sampler=distributed.train_sampler(train_set, seed)),
+                    sampler=distributed.train_sampler(train_set, seed, settings.train.repeated_aug)),
         make_loader(val_set, settings.train.batch_size, settings.data.workers, False, pin_memory=pin,
                     sampler=distributed.ShardSampler(val_set)),
     ]
@@ -174,13 +207,13 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
         raise UserError("the training caches (--cache-clips, --freeze backbone --no-augment) run in one process: "
                         "drop them or --nproc / torchrun")
     trained: torch.nn.Module = model
-    clip_cache = None
+    clip_cache, rebuilt = None, 0
     if settings.model.freeze == "backbone" and not augment:
-        loaders = _feature_loaders(settings, model, loaders, device)
+        loaders, rebuilt = _feature_loaders(settings, model, loaders, device)
         trained = model.head
     elif settings.data.cache_clips:
         clip_cache = _use_clip_cache(settings, [train_set, val_set])
-    trainer = Trainer(trained, *loaders, settings.train, device, heads)
+    trainer = Trainer(trained, *loaders, settings.train, device, heads, len(source.classes))
     run_config = settings.model_dump(mode="json")
     if resumed is not None:
         trainer.load_state_dict(resumed["training"])
@@ -189,7 +222,9 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     else:
         run_dir = new_run_dir(settings.paths.outputs, settings.train.experiment) if distributed.is_main() else None
         run_dir = distributed.broadcast(run_dir)  # one run folder, made by rank 0
-        if distributed.is_main():
+    if distributed.is_main():  # one writer per run folder: a second train (e.g. --resume) of it is refused
+        held.append(FolderLock(run_dir, "run").acquire())
+        if resumed is None:
             write_text(run_dir / "config.toml", to_toml(run_config))
     ui.console.print(
         f"training {settings.model.name} ({loaded}) on {source.dataset}: {len(train_set)} train / "
@@ -222,6 +257,7 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
         return run_dir, metrics
     metrics.resumed = resumed is not None
     metrics.clip_cache = clip_cache
+    metrics.cache_entries_rebuilt = rebuilt + (clip_cache.damaged if clip_cache else 0)
     artifacts = {"run": run_dir, "best": run_dir / BEST, "last": run_dir / LAST,
                  "tensorboard": run_dir / "tensorboard", "config": run_dir / "config.toml"}
     report = write_report(make_report("train", device, run_config, metrics, artifacts), run_dir / "report-train.json")
@@ -241,6 +277,16 @@ def _train(settings: Settings, resume: str | None, device: torch.device) -> tupl
     return run_dir, metrics
 
 
+def _check_augmentation(settings: Settings) -> None:
+    """One error line for augmentation options this run cannot use (the family recipe never sets them there)."""
+    train = settings.train
+    if (train.mixup > 0 or train.cutmix > 0) and (why := mixing_refusal(settings)) is not None:
+        raise UserError(f"--mixup / --cutmix cannot apply: {why}; drop them")
+    if not settings.data.augment and (train.repeated_aug > 1 or settings.data.auto_augment != "none"):
+        raise UserError("--repeated-aug and --auto-augment vary the augmentation of training clips, which "
+                        "--no-augment turns off: drop one or the other")
+
+
 def _number(value: float | None) -> str:
     """A table cell: three decimals, or ``-`` for a value not measured (no validation split)."""
     return "-" if value is None or value != value else f"{value:.3f}"
@@ -256,8 +302,9 @@ def _weights_id(settings: Settings) -> str:
     return ":".join(file_digest(p) for p in files)
 
 
-def _feature_loaders(settings: Settings, model, loaders: list, device: torch.device) -> list:
-    """Loaders of cached backbone features ``[B, D]`` for training only the head."""
+def _feature_loaders(settings: Settings, model, loaders: list, device: torch.device) -> tuple[list, int]:
+    """Loaders of cached backbone features ``[B, D]`` for training only the head, and how many damaged
+    cache entries were dropped and computed again."""
     name = settings.model.name + (f"[{settings.model.config}]" if settings.model.config else "")
     key = model_key(name, _weights_id(settings), clip_spec(settings), decoder=loaders[0].dataset.decoder)
     cache = FeatureCache(settings.paths.outputs, key)
@@ -277,7 +324,10 @@ def _feature_loaders(settings: Settings, model, loaders: list, device: torch.dev
             sampler = distributed.train_sampler(feature_set, settings.train.seed) if shuffle else None
             out.append(make_loader(feature_set, settings.train.batch_size, 0, shuffle, settings.train.seed,
                                    sampler=sampler))
-    return out
+    if cache.damaged:
+        ui.warn(f"{len(cache.damaged)} damaged feature-cache entr{'y' if len(cache.damaged) == 1 else 'ies'} "
+                f"(truncated, zeroed or overwritten; first: {cache.damaged[0]}) dropped and computed again")
+    return out, len(cache.damaged)
 
 
 def _use_clip_cache(settings: Settings, datasets: list[VideoClipDataset]) -> ClipCacheMetrics:
@@ -295,6 +345,10 @@ def _use_clip_cache(settings: Settings, datasets: list[VideoClipDataset]) -> Cli
             totals["videos"] += len(videos)
             for key in ("cached", "written", "over_limit", "unreadable"):
                 totals[key] += getattr(stats, key)
+    totals["damaged"] = len(cache.damaged)
+    if cache.damaged:
+        ui.warn(f"{len(cache.damaged)} damaged clip-cache entr{'y' if len(cache.damaged) == 1 else 'ies'} "
+                f"(truncated, zeroed or overwritten; first: {cache.damaged[0]}) dropped and decoded again")
     used = cache.used_bytes()
     ui.console.print(f"clip cache: {totals['cached']} of {totals['videos']} videos cached ({totals['written']} "
                      f"written now), {used / 1e9:.2f} of {data.cache_limit_gb:g} GB used ({cache.folder})")

@@ -11,15 +11,17 @@ video or model therefore misses the cache and is recomputed; stale entries are n
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import pickle
 from pathlib import Path
 
 import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader, Dataset
 
+from actcli.data.entry import drop_entry, entry_ok, write_entry
 from actcli.data.video import READER_VERSION, ClipSpec
-from actcli.fileio import write_torch
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
@@ -49,20 +51,42 @@ def video_key(path: Path) -> str:
 
 
 class FeatureCache:
-    """Feature vectors ``float [D]`` of videos for one model key."""
+    """Feature vectors ``float [D]`` of videos for one model key.
+
+    Each entry is checked against its size and digest (:mod:`actcli.data.entry`) when read; a
+    truncated, zeroed or overwritten one is dropped (and so computed again), counted in
+    :attr:`damaged`.
+    """
 
     def __init__(self, outputs: Path, key: str) -> None:
         self.folder = outputs / "cache" / "features" / key
+        self.damaged: list[Path] = []
 
     def path(self, video: Path) -> Path:
         return self.folder / f"{video_key(video)}.pt"
 
     def get(self, video: Path) -> torch.Tensor | None:
+        """The cached feature, or None when absent or damaged (then dropped and recorded)."""
         entry = self.path(video)
-        return torch.load(entry, weights_only=True) if entry.is_file() else None
+        if not entry.is_file():
+            return None
+        data = entry.read_bytes()
+        feature = None
+        if entry_ok(entry, data):
+            try:
+                feature = torch.load(io.BytesIO(data), weights_only=True)
+            except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError):
+                feature = None
+        if not isinstance(feature, torch.Tensor) or feature.ndim != 1:
+            drop_entry(entry)
+            self.damaged.append(entry)
+            return None
+        return feature
 
     def put(self, video: Path, feature: torch.Tensor) -> None:
-        write_torch(self.path(video), feature.clone())
+        buffer = io.BytesIO()
+        torch.save(feature.clone(), buffer)
+        write_entry(self.path(video), buffer.getbuffer())
 
 
 class FeatureDataset(Dataset):

@@ -22,6 +22,7 @@ without the cache, and the report says how many.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from actcli.data.cache import video_key
+from actcli.data.entry import drop_entry, entry_ok, write_entry
 from actcli.data.video import ClipSpec, DecodeError, VideoInfo, centre_clip_start, clip_indices, read_clip
-from actcli.fileio import atomic_path
 from actcli.models.convention import PYTORCHVIDEO, Convention
 
 TRAIN_VIEW, EVAL_VIEW = "grid", "centre"
@@ -81,6 +82,7 @@ class ClipCache:
         parts = [spec.frames, spec.stride, spec.crop, decoder] + ([convention.resize] if convention.resize != 1 else [])
         key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
         self.convention = convention
+        self.damaged: list[Path] = []
         self.root = outputs / "cache" / "clips"
         self.folder = self.root / key
         self.limit_bytes = limit_bytes
@@ -88,6 +90,20 @@ class ClipCache:
 
     def path(self, video: Path, view: str) -> Path:
         return self.folder / f"{video_key(video)}-{view}.npy"
+
+    def verified(self, video: Path, view: str) -> bool:
+        """Whether the entry exists and matches its recorded size and digest; a damaged one (truncated,
+        zeroed, overwritten, or without its record) is dropped and counted in :attr:`damaged`."""
+        entry = self.path(video, view)
+        if not entry.is_file():
+            return False
+        if entry_ok(entry):
+            return True
+        if self._used is not None:
+            self._used -= entry.stat().st_size
+        drop_entry(entry)
+        self.damaged.append(entry)
+        return False
 
     def get(self, video: Path, view: str) -> np.ndarray | None:
         """The cached frames (read-only memory map), or None when absent or unreadable."""
@@ -110,8 +126,9 @@ class ClipCache:
         array = frames.contiguous().numpy()
         if self.used_bytes() + array.nbytes > self.limit_bytes:
             return False
-        with atomic_path(self.path(video, view)) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, array)
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        write_entry(self.path(video, view), buffer.getbuffer())
         self._used = self.used_bytes() + self.path(video, view).stat().st_size
         return True
 
@@ -146,7 +163,7 @@ def fill_clip_cache(
 ) -> ClipCacheStats:
     """Decode and store every video of ``videos`` missing from ``cache`` until the limit is hit."""
     stats = ClipCacheStats()
-    missing = [v for v in videos if not cache.path(v, view).is_file()]
+    missing = [v for v in videos if not cache.verified(v, view)]
     stats.cached = len(videos) - len(missing)
     if not missing:
         return stats

@@ -13,6 +13,9 @@ Two stores, chosen by what ``--features PATH`` is:
 
 Times map to rows with ``floor(t * fps)``, so a time never reads features of a frame that
 starts after it (anticipation and early prediction stay honest).
+
+A store written by ``actcli extract`` also holds ``features.json`` (:mod:`actcli.data.extract`):
+its rate, ``dim``, ``tokens`` and backbone, read by :attr:`FeatureStore.meta`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,45 @@ from actcli.data.video import DecodeError
 from actcli.errors import UserError
 
 DEFAULT_FPS = 30.0  # RULSTM's feature rate on EPIC-KITCHENS
+META_FILE = "features.json"
+_ENVS: dict[tuple[str, int], object] = {}  # one LMDB environment per path and process (py-lmdb allows one)
+
+
+def _environment(path: Path):
+    """The read-only LMDB environment of ``path`` for this process, opened once (a forked DataLoader worker
+    opens its own: an inherited handle must not be used)."""
+    import os
+
+    import lmdb
+
+    key = (str(path.resolve()), os.getpid())
+    if key not in _ENVS:
+        _ENVS[key] = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
+    return _ENVS[key]
+
+
+def forget_environment(path: Path) -> None:
+    """Close this process's read-only environment of ``path`` (before writing to the LMDB, so later reads
+    open it afresh and see the new rows)."""
+    import os
+
+    env = _ENVS.pop((str(path.resolve()), os.getpid()), None)
+    if env is not None:
+        env.close()
+
+
+def feature_meta(path: Path) -> dict:
+    """``features.json`` of a store written by ``actcli extract`` ({} for other stores, e.g. RULSTM's LMDBs)."""
+    import json
+
+    meta = path / META_FILE
+    if not meta.is_file():
+        return {}
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def lmdb_key(video: str, frame: int) -> bytes:
@@ -48,6 +90,7 @@ class FeatureStore:
             raise UserError(f"features path {path} does not exist; pass --features with the .npy folder or LMDB")
         self.path, self.fps = path, fps
         self.is_lmdb = (path / "data.mdb").is_file()
+        self.meta = feature_meta(path)
 
     def rows(self, times: Sequence[float]) -> list[int]:
         """0-based row (``.npy``) or 1-based frame (LMDB) read for each time in seconds."""
@@ -61,11 +104,9 @@ class FeatureStore:
         """
         rows = self.rows(times)
         if self.is_lmdb:
-            import lmdb
-
-            # Opened per read: py-lmdb refuses a second open of a path in one process, and a handle
-            # inherited by a forked DataLoader worker counts as one. Opening maps the file lazily (cheap).
-            with lmdb.open(str(self.path), readonly=True, lock=False, readahead=False) as env, env.begin() as txn:
+            # One environment per process (py-lmdb refuses a second open of a path in one process, and a
+            # handle inherited by a forked DataLoader worker must not be used): see _environment.
+            with _environment(self.path).begin() as txn:
                 values = []
                 for frame in rows:
                     raw = txn.get(lmdb_key(video, frame))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from actcli.errors import UserError
 from actcli.fileio import write_json
+from actcli.locks import FolderLock
 
 REGISTRY_FILE = "datasets.json"
 
@@ -60,6 +61,9 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("list", None, True, "your own: a CSV or JSON-lines list (--list FILE)", "user_list",
                     class_folders=False),
         DatasetInfo("synthetic", None, False, "built in: `actcli download synthetic`"),
+        DatasetInfo("synthetic-sequences", None, False, "built in: `actcli download synthetic-sequences` (actions in a "
+                    "grammar, for anticipation)", "synthetic_sequences", class_folders=False),
+        DatasetInfo("egtea", None, True, "https://cbs.ic.gatech.edu/fpv/ (EGTEA Gaze+)", "egtea", class_folders=False),
         DatasetInfo("ek100", None, True, "https://epic-kitchens.github.io (RGB frames or videos; see docs/ek100.md)",
                     "ek100", class_folders=False),
     )
@@ -81,14 +85,20 @@ def _registry(outputs: Path) -> dict[str, str]:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path} is not valid JSON; delete it and run `actcli download` again") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UserError(f"{path} is not a datasets registry (expected an object of dataset name -> folder, found "
+                        f"{type(data).__name__ if not isinstance(data, dict) else 'other values'}); delete it and run "
+                        "`actcli download` or `actcli annotate --root DIR` again")
     return {str(k): str(v) for k, v in data.items()}
 
 
 def remember_root(outputs: Path, dataset: str, root: Path) -> None:
-    """Record ``root`` (made absolute) as where ``dataset`` lives."""
-    entries = _registry(outputs)
-    entries[dataset] = str(root.resolve())
-    write_json(outputs / REGISTRY_FILE, dict(sorted(entries.items())))
+    """Record ``root`` (made absolute) as where ``dataset`` lives. The registry is locked and re-read
+    before writing, so commands running at once keep each other's entries."""
+    with FolderLock(outputs, "outputs folder", wait=30.0):
+        entries = _registry(outputs)
+        entries[dataset] = str(root.resolve())
+        write_json(outputs / REGISTRY_FILE, dict(sorted(entries.items())))
 
 
 def known_root(outputs: Path, dataset: str) -> Path | None:

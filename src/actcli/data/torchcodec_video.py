@@ -34,28 +34,43 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _open(path: Path, threads: int, exact: bool = False):
+@lru_cache(maxsize=1)
+def cuda_unavailable_reason() -> str | None:
+    """None when torchcodec can decode on a CUDA GPU here (NVDEC), else why not."""
+    reason = unavailable_reason()
+    if reason is not None:
+        return reason
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible"
+    return None
+
+
+def _open(path: Path, threads: int, exact: bool = False, device: str = "cpu"):
     from torchcodec.decoders import VideoDecoder
 
     if not path.is_file():
         raise DecodeError(f"cannot open {path}: no such file")
     try:
+        if device != "cpu":  # NVDEC: FFmpeg's threads do not apply
+            return VideoDecoder(str(path), seek_mode="exact" if exact else "approximate", device=device)
         return VideoDecoder(str(path), seek_mode="exact" if exact else "approximate", num_ffmpeg_threads=threads)
     except (RuntimeError, ValueError) as exc:
         raise DecodeError(f"cannot open {path}: {exc}") from exc
 
 
 def read_clip_torchcodec(
-    path: Path, choose: Callable[[VideoInfo], Sequence[int]]
+    path: Path, choose: Callable[[VideoInfo], Sequence[int]], device: str = "cpu"
 ) -> tuple[torch.Tensor, list[int]]:
-    """Same contract as :func:`actcli.data.video.read_clip`, decoded by torchcodec.
+    """Same contract as :func:`actcli.data.video.read_clip`, decoded by torchcodec on ``device``
+    (``cuda``: NVDEC; the frames are copied back to CPU memory, where the transforms run).
 
     Returns ``uint8 [T, C, H, W]`` RGB frames in the order chosen and the chosen indices;
     indices past the header's frame count get the last frame.
     """
     info = probe(path)
     # approximate mode places frames on a constant-rate grid; a variable-rate file needs its real index
-    decoder = _open(path, threads=ffmpeg_threads(info.width, info.height), exact=not info.constant_rate)
+    decoder = _open(path, threads=ffmpeg_threads(info.width, info.height), exact=not info.constant_rate,
+                    device=device)
     indices = [int(i) for i in choose(info)]
     if not indices:
         raise DecodeError(f"cannot decode {path}: no frame indices chosen")
@@ -70,5 +85,5 @@ def read_clip_torchcodec(
         raise DecodeError(f"cannot decode {path}: {exc}") from exc
     wanted = [*inside, info.frames]
     position = {index: n for n, index in enumerate(wanted)}
-    order = torch.tensor([position[min(max(i, 0), info.frames)] for i in indices])
-    return batch[order].contiguous(), indices
+    order = torch.tensor([position[min(max(i, 0), info.frames)] for i in indices], device=batch.device)
+    return batch[order].contiguous().cpu(), indices

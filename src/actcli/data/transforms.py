@@ -37,9 +37,22 @@ def _finish(steps: list[v2.Transform], convention: Convention = PYTORCHVIDEO) ->
     return apply
 
 
-def train_transform(crop: int, hflip: bool = True, convention: Convention = PYTORCHVIDEO) -> VideoTransform:
+AUTO_AUGMENT: dict[str, Callable[[], v2.Transform]] = {
+    "randaugment": v2.RandAugment,  # 2 ops, magnitude 9 of 31 bins (torchvision's defaults)
+    "trivialaugment": v2.TrivialAugmentWide,  # 1 op, magnitude drawn uniformly
+}
+"""``data.auto_augment`` -> the torchvision.transforms.v2 policy (``none``: no entry)."""
+
+
+def train_transform(crop: int, hflip: bool = True, convention: Convention = PYTORCHVIDEO,
+                    auto_augment: str = "none") -> VideoTransform:
     """Random short-side scale in [S, 1.25 * S] (S: the convention's short side, the crop for
-    pytorchvideo's), random square crop, optional flip."""
+    pytorchvideo's), random square crop, optional flip, then ``auto_augment`` (``randaugment`` or
+    ``trivialaugment``, see :data:`AUTO_AUGMENT`) on the uint8 crop before the float conversion.
+
+    The clip passes through as one ``tv_tensors.Video``, so every random choice (scale, crop, flip,
+    the auto-augment ops and their magnitudes) is drawn once per clip and applied to all its frames.
+    """
     short = convention.short_side(crop)
     steps: list[v2.Transform] = [
         v2.RandomResize(short, int(round(short * 1.25)) + 1, antialias=True),
@@ -47,6 +60,10 @@ def train_transform(crop: int, hflip: bool = True, convention: Convention = PYTO
     ]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
+    if auto_augment != "none":
+        if auto_augment not in AUTO_AUGMENT:
+            raise ValueError(f"auto_augment must be none or one of {', '.join(AUTO_AUGMENT)}, not {auto_augment!r}")
+        steps.append(AUTO_AUGMENT[auto_augment]())
     return _finish(steps, convention)
 
 

@@ -42,7 +42,7 @@ import torch
 
 from actcli.errors import UserError
 
-DECODERS = ("auto", "torchcodec", "pyav")
+DECODERS = ("auto", "torchcodec", "pyav", "torchcodec-cuda")
 SMALL_FRAME_PIXELS = 640 * 480
 READER_VERSION = 2  # bumped when the frames read for an index change; part of every cache key
 COUNTED_FORMATS = frozenset({"avi", "m4v", "h264", "hevc", "h263", "mpegvideo", "mjpeg", "rawvideo", "cavsvideo"})
@@ -138,17 +138,39 @@ def ffmpeg_threads(width: int, height: int) -> int:
 
 
 def resolve_decoder(name: str) -> str:
-    """``auto`` -> ``torchcodec`` when it works here, else ``pyav``; an unusable choice -> UserError."""
+    """``auto`` -> ``torchcodec`` when it works here, else ``pyav``; an unusable choice -> UserError.
+
+    ``torchcodec-cuda`` decodes on the GPU (NVDEC, through torchcodec's CUDA device) where a CUDA GPU and
+    torchcodec are there; elsewhere one warning line, then what ``auto`` picks (CPU decoding)."""
     if name not in DECODERS:
         raise UserError(f"unknown decoder {name!r}; choose one of {', '.join(DECODERS)}")
-    from actcli.data.torchcodec_video import unavailable_reason
+    from actcli.data.torchcodec_video import cuda_unavailable_reason, unavailable_reason
 
+    if name == "torchcodec-cuda":
+        cuda_reason = cuda_unavailable_reason()
+        if cuda_reason is None:
+            return name
+        fallback = resolve_decoder("auto")
+        _warn_once(f"--decoder torchcodec-cuda: {cuda_reason}; decoding on the CPU with {fallback}")
+        return fallback
     reason = unavailable_reason() if name != "pyav" else None
     if name == "torchcodec" and reason:
         raise UserError(f"{reason}, or use --decoder pyav")
     if name == "auto":
         return "pyav" if reason else "torchcodec"
     return name
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """One warning line per process for ``message`` (decoders are resolved by every command and loader)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        from actcli import console as ui
+
+        ui.warn(message)
 
 
 def torchcodec_can_index(path: Path) -> bool:
@@ -162,7 +184,8 @@ def read_clip(
 ) -> tuple[torch.Tensor, list[int]]:
     """Open ``path``, pick frame indices from its header with ``choose``, decode them.
 
-    ``decoder`` is ``pyav`` or ``torchcodec`` (see :func:`resolve_decoder`). torchcodec reads
+    ``decoder`` is ``pyav``, ``torchcodec`` or ``torchcodec-cuda`` (see :func:`resolve_decoder`; the frames
+    come back in CPU memory either way). torchcodec reads
     files it can index by timestamp (:func:`torchcodec_can_index`); AVIs, and any file it cannot
     decode, are read with PyAV for the same indices, so both decoders give the same frames.
 
@@ -184,7 +207,7 @@ def read_clip(
         return chosen[0]
 
     try:
-        return read_clip_torchcodec(path, choose_once)
+        return read_clip_torchcodec(path, choose_once, "cuda" if decoder == "torchcodec-cuda" else "cpu")
     except DecodeError:
         return read_clip_pyav(path, choose_once)
 

@@ -18,11 +18,12 @@ segments are split by participant into train/val/test instead, with a warning.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
+from actcli.data.segments import TaskSpec  # noqa: F401 (the task of every dataset; re-exported)
 from actcli.ek100.annotations import FILES, NUM_NOUNS, NUM_VERBS, load_class_names, load_segments
 from actcli.ek100.windows import observed_windows
 from actcli.errors import UserError
@@ -31,16 +32,6 @@ from actcli.fileio import write_text
 SPLIT_COLUMNS = ["narration_id", "participant_id", "video_id", "start_s", "stop_s", "verb_class", "noun_class",
                  "segment_start_s", "segment_stop_s", "observable"]
 TASKS = ("recognition", "anticipation")
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What the split files were made for; stored as ``task.json``."""
-
-    task: str = "recognition"
-    tau_a: float = 1.0
-    tau_o: float = 2.0
-    before_start: str = "clip"
 
 
 def ek100_class_names(official: Path) -> list[str]:

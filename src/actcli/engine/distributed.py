@@ -5,7 +5,8 @@
 group: NCCL when every process has a GPU, gloo on CPU. Then:
 
 * training shards each epoch with ``DistributedSampler`` (same seed on every rank,
-  ``set_epoch`` per epoch), so a global batch is ``world_size x --batch-size`` clips;
+  ``set_epoch`` per epoch), so a global batch is ``world_size x --batch-size`` clips; with
+  ``--repeated-aug N`` the N copies of a clip go to different ranks (:class:`EpochSampler`);
 * evaluation shards with :class:`ShardSampler` (``indices[rank::world_size]``, no padding) and
   :func:`gather_predictions` collects every rank's predictions in index order, so each sample
   counts exactly once whatever the dataset size;
@@ -19,6 +20,7 @@ DistributedDataParallel; only batch-norm synchronisation on CPU is actcli's own
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -143,21 +145,57 @@ class ShardSampler(Sampler[int]):
 
 class EpochSampler(DistributedSampler):
     """``DistributedSampler`` that can leave out the first :attr:`skip` indices of this rank's
-    epoch, so a run interrupted mid-epoch resumes with the clips it had not trained on yet."""
+    epoch, so a run interrupted mid-epoch resumes with the clips it had not trained on yet.
+
+    With ``repeats`` N > 1 (repeated augmentation, DeiT's ``RASampler`` in
+    github.com/facebookresearch/deit ``samplers.py``; VideoMAE's ``--num_sample``) every index appears N
+    times per epoch: the epoch's permutation with each index repeated N times in a row
+    (``[a, a, b, b, ...]``), padded like ``DistributedSampler`` to a multiple of the processes, and
+    rank ``r`` takes positions ``r, r + size, ...``, so the N copies of a clip go to N different
+    processes when there are at least N (one process: they are neighbours in a batch), each
+    augmented on its own. Unlike DeiT's, the epoch is not cut back to the dataset's length: it is N
+    times as long. The order of the full list does not depend on the number of processes, which is
+    what the trainer's skip-on-resume relies on (:meth:`actcli.engine.train.Trainer.fit`).
+    """
 
     skip = 0
 
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, shuffle: bool = True, seed: int = 0,
+                 repeats: int = 1) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self.repeats = repeats
+        if repeats > 1:
+            self.num_samples = math.ceil(len(dataset) * repeats / num_replicas)  # type: ignore[arg-type]
+            self.total_size = self.num_samples * num_replicas
+
+    def shard(self) -> list[int]:
+        """This rank's indices for the epoch (``set_epoch``), before :attr:`skip`."""
+        if self.repeats == 1:
+            return list(super().__iter__())
+        if self.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(len(self.dataset), generator=generator).tolist()  # type: ignore[arg-type]
+        else:
+            order = list(range(len(self.dataset)))  # type: ignore[arg-type]
+        indices = [i for i in order for _ in range(self.repeats)]
+        padding = self.total_size - len(indices)
+        if padding > 0:
+            indices += (indices * math.ceil(padding / len(indices)))[:padding]
+        return indices[self.rank:self.total_size:self.num_replicas]
+
     def __iter__(self) -> Iterator[int]:
-        return iter(list(super().__iter__())[self.skip:])
+        return iter(self.shard()[self.skip:])
 
     def __len__(self) -> int:
-        return max(0, super().__len__() - self.skip)
+        return max(0, self.num_samples - self.skip)
 
 
-def train_sampler(dataset: Dataset, seed: int) -> EpochSampler:
+def train_sampler(dataset: Dataset, seed: int, repeats: int = 1) -> EpochSampler:
     """Shuffled shards of ``dataset``, the same permutation on every rank for a given epoch
-    (call ``set_epoch``); with one process, the whole dataset in that order."""
-    return EpochSampler(dataset, num_replicas=_world.size, rank=_world.rank, shuffle=True, seed=seed)
+    (call ``set_epoch``); with one process, the whole dataset in that order; ``repeats`` > 1: every
+    index that many times per epoch (repeated augmentation, see :class:`EpochSampler`)."""
+    return EpochSampler(dataset, num_replicas=_world.size, rank=_world.rank, shuffle=True, seed=seed, repeats=repeats)
 
 
 def gather_predictions(out: Predictions) -> Predictions:

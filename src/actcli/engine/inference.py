@@ -6,7 +6,8 @@ Xeon (X3D-XS, native clip, batch 2; docs/performance.md):
 * pytorchvideo's ``Swish`` (a Python autograd.Function) becomes ``nn.SiLU`` (one fused
   kernel, same formula);
 * eval-mode BatchNorm is folded into the preceding convolution (``torch.fx`` fusion; models
-  ``torch.fx`` cannot trace, SlowFast and MViT, keep their BatchNorm);
+  ``torch.fx`` cannot trace, SlowFast and MViT, keep their BatchNorm; networks without BatchNorm,
+  the Hugging Face transformers, skip the step);
 * channels-last-3d memory format on CPU;
 * precision: ``auto`` picks bf16 where the hardware computes it natively (CPUs with AMX or
   AVX512-BF16, CUDA GPUs with bf16) and fp32 elsewhere. bf16 runs under autocast with the
@@ -121,6 +122,11 @@ def fold_batch_norms(model: nn.Module) -> nn.Module | None:
         return None
 
 
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer to fold (transformers have none: nothing to trace)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def prepare_for_inference(
     model: nn.Module, device: torch.device, precision: str
 ) -> tuple[nn.Module, list[str]]:
@@ -133,7 +139,7 @@ def prepare_for_inference(
     classifiers = classifier_linears(net)  # by name: BatchNorm folding (torch.fx) keeps names, not classes
     swish_to_silu(net)
     steps = ["silu"]
-    folded = fold_batch_norms(net)
+    folded = fold_batch_norms(net) if has_batch_norm(net) else None
     if folded is not None:
         net = folded
         steps.append("conv_bn_folded")

@@ -19,6 +19,13 @@ trained on (a short window, or one with unreadable or non-finite batches, is div
 count), and every window ends with one scheduler step even when all its batches were skipped, so
 the schedule takes its ``steps_per_epoch`` steps each epoch and ends at its final value.
 
+With ``mixup`` / ``cutmix`` each training batch is mixed on the device before the forward pass
+(:class:`~actcli.engine.objective.BatchMixer`, torch's RNG, so a replayed epoch mixes alike): the loss
+is the cross-entropy against the soft targets and training accuracy counts the dominant label.
+Repeated augmentation (``repeated_aug``) lives in the sampler
+(:class:`~actcli.engine.distributed.EpochSampler`), so resuming mid-epoch skips exactly the copies
+already trained on.
+
 ``best.pt`` is the epoch with the best ``monitor``: the highest validation accuracy, ties going
 to the lower validation loss (``val_loss``: the lowest loss, ties to the higher accuracy; an exact
 tie keeps the earlier epoch). An epoch that validated no clip (every video unreadable) is never best.
@@ -53,7 +60,7 @@ from torch.utils.tensorboard import SummaryWriter
 from actcli.engine.distributed import EpochSampler, all_lists, all_sum, gather_predictions, rank_seed, world
 from actcli.engine.evaluate import predict_loader
 from actcli.engine.interrupt import StopRequest
-from actcli.engine.objective import objective_correct, objective_loss
+from actcli.engine.objective import BatchMixer, objective_correct, objective_loss
 from actcli.engine.recipe import autocast, make_optimizer, make_scaler, make_scheduler
 from actcli.errors import UserError
 from actcli.pipeline import clips_to_device
@@ -121,9 +128,20 @@ class Trainer:
         settings: TrainSettings,
         device: torch.device,
         heads: tuple[int, ...] = (),
+        num_classes: int | None = None,
+        objective=None,
     ) -> None:
         self.model, self.train_loader, self.val_loader = model, train_loader, val_loader
+        self.objective = objective  # loss(output, labels) and correct(output, labels); None: objective_loss/_correct
         self.settings, self.device, self.heads = settings, device, heads
+        self.mixer: BatchMixer | None = None  # Mixup / CutMix of each training batch (single-label training)
+        if settings.mixup > 0 or settings.cutmix > 0:
+            if heads:
+                raise UserError("--mixup / --cutmix blend single-label clips; EK100's verb and noun heads train "
+                                "on hard labels: drop them")
+            if num_classes is None:
+                raise ValueError("mixing a batch needs num_classes")
+            self.mixer = BatchMixer(num_classes, settings.mixup, settings.cutmix)
         self.steps_per_epoch = max(1, -(-len(train_loader) // settings.accumulate))
         self.optimizer = make_optimizer(model, settings)
         self.scheduler = make_scheduler(self.optimizer, settings, self.steps_per_epoch)
@@ -221,16 +239,21 @@ class Trainer:
             if all_sum([float(batch["clips"] is None)])[0] == 0:
                 clips = clips_to_device(batch["clips"], self.device)
                 labels = batch["labels"].to(self.device, non_blocking=True)
+                if self.mixer is not None:  # soft targets [B, K]; accuracy counts the dominant label
+                    clips, labels = self.mixer(clips, labels)
+                    clips = clips_to_device(clips, self.device)  # the memory format again
                 with autocast(self.device, settings.precision):
                     logits = model(clips)
-                    loss = objective_loss(logits, labels, self.heads, settings.label_smoothing)
+                    loss = (self.objective.loss(logits, labels) if self.objective is not None
+                            else objective_loss(logits, labels, self.heads, settings.label_smoothing))
                 n, value = len(labels), loss.item()  # one device sync per batch
             else:
                 n, value = 0, math.nan
             if n and self._finite(value, epoch, done_before + index):
                 self.scaler.scale(loss / settings.accumulate).backward()
                 total_loss += value * n
-                correct += int(objective_correct(logits, labels, self.heads).sum())
+                correct += int((self.objective.correct(logits, labels) if self.objective is not None
+                                else objective_correct(logits, labels, self.heads)).sum())
                 seen += n
                 pending += 1
                 pending_loss += value * n
@@ -258,6 +281,10 @@ class Trainer:
         out = gather_predictions(out)  # every rank's shard, so all ranks see the same metrics
         if len(out.labels) == 0:
             return EpochStats(skipped=out.skipped)
+        if self.objective is not None:
+            loss = float(self.objective.loss(out.logits, out.labels))
+            accuracy = float(self.objective.correct(out.logits, out.labels).float().mean())
+            return EpochStats(loss, accuracy, len(out.labels), out.skipped)
         loss = float(objective_loss(out.logits, out.labels, self.heads))
         accuracy = float(objective_correct(out.logits, out.labels, self.heads).float().mean())
         return EpochStats(loss, accuracy, len(out.labels), out.skipped)
@@ -305,7 +332,8 @@ class Trainer:
                 # batches_done x batch x N_then entries, whatever the number of processes now.
                 done = state.batches_done * (self.train_loader.batch_size or 1) * state.world_size
                 self.train_loader.sampler.skip = math.ceil(done / world().size)
-            lr = self.optimizer.param_groups[0]["lr"]
+            first = self.optimizer.param_groups[0]  # the peak-LR schedule, before any layer-wise decay
+            lr = first["lr"] / first.get("lr_scale", 1.0)
             batch_task = progress.add_task(f"epoch {epoch}", total=len(self.train_loader)) if progress else None
             clock = [time.perf_counter()]
 

@@ -25,6 +25,7 @@ from actcli.errors import UserError
 from actcli.fileio import write_torch
 from actcli.models.convention import Convention
 from actcli.models.families import family_module
+from actcli.models.integrity import check_structure, seal, verify
 from actcli.models.zoo import ActionModel, get_entry
 
 FORMAT = "actcli/1"
@@ -53,25 +54,87 @@ def save_checkpoint(
         "state_dict": model if isinstance(model, dict) else model.state_dict(),
         **extra,
     }
-    write_torch(path, payload)
+    write_torch(path, seal(payload))
+
+
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_PROTOCOL = 0x80
+
+
+def _kind_of_file(path: Path) -> str:
+    """``empty``, ``torchscript`` (an exported TorchScript archive), ``zip`` (torch.save's format),
+    ``pickle`` (torch's legacy format) or ``other``, from the first bytes and the zip's member names."""
+    import zipfile
+
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head:
+        return "empty"
+    if head == ZIP_MAGIC:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile:
+            return "zip"
+        return "torchscript" if any("/code/" in n or n.endswith("constants.pkl") for n in names) else "zip"
+    return "pickle" if head[0] == PICKLE_PROTOCOL else "other"
+
+
+def _is_onnx_export(path: Path) -> bool:
+    from actcli.models.exported import is_exported
+
+    return is_exported(path)
 
 
 def load_file(path: Path) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``; errors become one-line :class:`UserError`."""
+    """``torch.load`` with ``weights_only=True``; every failure is one accurate :class:`UserError` line."""
+    if path.is_dir():
+        raise UserError(f"weights {path} is a folder; pass a checkpoint file (a folder is read only as Hugging Face "
+                        "weights by train --weights)")
     if not path.is_file():
         raise UserError(f"weights file {path} not found; pass an existing --weights PATH")
+    kind = _kind_of_file(path)
+    if kind == "empty":
+        raise UserError(f"{path} is empty (0 bytes): an interrupted copy or write; use another checkpoint")
+    if kind == "torchscript":
+        raise UserError(f"{path} is an exported TorchScript model, not a checkpoint; exported files go to "
+                        "`actcli predict` and `actcli benchmark` (--weights), checkpoints to test/export/train")
+    if kind == "other" and _is_onnx_export(path):
+        raise UserError(f"{path} is an exported ONNX model, not a checkpoint; exported files go to "
+                        "`actcli predict` and `actcli benchmark` (--weights), checkpoints to test/export/train")
+    if kind == "other":
+        raise UserError(f"{path} is not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle); "
+                        "pass a best.pt / last.pt or published weights")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0]
-        raise UserError(
-            f"refused to load {path}: it holds objects other than tensors and plain data, "
-            f"which could run code ({reason})"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise UserError(f"{path} is not a readable PyTorch checkpoint: {exc}") from None
+        if "Unsupported global" in str(exc):
+            name = str(exc).split("Unsupported global:", 1)[1].strip().split()[1] if "GLOBAL" in str(exc) else ""
+            raise UserError(f"refused to load {path}: it holds objects other than tensors and plain data "
+                            f"({name or 'a Python class'}), which could run code; load only files you trust with "
+                            "torch.load yourself") from None
+        raise UserError(f"{path} is not a readable PyTorch checkpoint (damaged: its pickle data cannot be read); "
+                        "use another checkpoint") from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, IndexError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is not a readable PyTorch checkpoint (damaged or truncated: {reason}); "
+                        "use another checkpoint") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} is not a checkpoint (expected a dict, got {type(data).__name__})")
+    return data
+
+
+def load_checkpoint(path: Path, training: bool = False) -> dict[str, Any]:
+    """An actcli checkpoint, checked once: the format, every part (:func:`check_structure`; with ``training``
+    the state ``--resume`` needs), the digest and finite weights (:func:`verify`)."""
+    data = load_file(path)
+    if not is_actcli_checkpoint(data):
+        raise UserError(
+            f"{path} is not an actcli checkpoint (no 'format': '{FORMAT}'); "
+            "use a best.pt or last.pt from outputs/runs/"
+        )
+    check_structure(data, path, training)
+    verify(data, path)
     return data
 
 
@@ -90,12 +153,10 @@ def convention_of(checkpoint: dict[str, Any]) -> Convention:
 
 def model_from_checkpoint(path: Path, dropout: float = 0.5) -> tuple[ActionModel, dict[str, Any]]:
     """Rebuild the model an actcli checkpoint was trained as and load its weights."""
-    data = load_file(path)
-    if not is_actcli_checkpoint(data):
-        raise UserError(
-            f"{path} is not an actcli checkpoint (no 'format': '{FORMAT}'); "
-            "use a best.pt or last.pt from outputs/runs/"
-        )
+    data = load_checkpoint(path)
+    if data.get("kind") == "sequence":
+        raise UserError(f"{path} is a {data['model']} sequence model over feature sequences, not a clip model: "
+                        "`actcli test` scores it; predict, benchmark and export take clip models")
     from actcli.models.multimodal import build_any
 
     model = build_any(data["model"], clip_of(data), len(data["classes"]), dropout,
@@ -153,6 +214,8 @@ def load_initial_weights(
     if path.is_file():
         data = load_file(path)
         if is_actcli_checkpoint(data):
+            check_structure(data, path)
+            verify(data, path)
             if data["model"] != model_name:
                 raise UserError(f"{path} holds a {data['model']} model, not {model_name}; pass --model {data['model']}")
             if list(data["classes"]) == list(classes):

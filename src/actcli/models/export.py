@@ -35,9 +35,10 @@ from actcli.errors import UserError
 from actcli.fileio import atomic_path
 from actcli.models.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from actcli.models.convention import PYTORCHVIDEO, Convention
+from actcli.models.integrity import state_digest
 
 EXPORT_FORMAT = "actcli-export/1"
-FORMATS: dict[str, str] = {"torchscript": ".ts", "onnx": ".onnx"}
+FORMATS: dict[str, str] = {"torchscript": ".ts", "onnx": ".onnx", "openvino": ".xml"}
 """Export format -> default file suffix."""
 METADATA_KEY = "actcli"
 """ONNX ``metadata_props`` key holding the metadata JSON."""
@@ -46,7 +47,7 @@ EXTRA_FILE = "actcli.json"
 INPUT_NAME, OUTPUT_NAME = "clips", "logits"
 ONNX_LEGACY_OPSET = 17
 
-ExportFormat = Literal["torchscript", "onnx"]
+ExportFormat = Literal["torchscript", "onnx", "openvino"]
 OnnxExporter = Literal["auto", "dynamo", "legacy"]
 
 
@@ -59,6 +60,7 @@ class ExportMetadata:
     classes: tuple[str, ...]
     format: str = EXPORT_FORMAT
     convention: Convention = PYTORCHVIDEO
+    weights_digest: str = ""  # SHA-256 of the exported weights (integrity.state_digest), checked on load
     exporter: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,6 +82,7 @@ class ExportMetadata:
             "clip": asdict(self.clip),
             "classes": list(self.classes),
             "exporter": self.exporter,
+            "weights_digest": self.weights_digest,
             "actcli": actcli.__version__,
             "torch": torch.__version__.split("+")[0],
             "input": {
@@ -103,7 +106,7 @@ class ExportMetadata:
             data = json.loads(text)
             if data.get("format") != EXPORT_FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {EXPORT_FORMAT!r}")
-            known = {"format", "model", "clip", "classes", "exporter"}
+            known = {"format", "model", "clip", "classes", "exporter", "weights_digest"}
             given = data.get("input", {})
             convention = (Convention(tuple(given["mean"]), tuple(given["std"]), float(given.get("resize", 1.0)),
                                      str(given.get("network_layout", "BCTHW"))) if "mean" in given else PYTORCHVIDEO)
@@ -114,6 +117,7 @@ class ExportMetadata:
                 format=data["format"],
                 exporter=str(data.get("exporter", "")),
                 convention=convention,
+                weights_digest=str(data.get("weights_digest", "")),
                 extra={k: v for k, v in data.items() if k not in known},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -169,12 +173,15 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, meta
     metadata = replace(metadata, exporter=f"torch.jit.trace (torch {torch.__version__.split('+')[0]})")
     with quiet_warnings(), torch.no_grad():
         traced = torch.jit.trace(net, (example,), check_trace=False)
+        metadata = replace(metadata, weights_digest=state_digest(traced.state_dict()))
         with atomic_path(Path(path)) as tmp:
             torch.jit.save(traced, str(tmp), _extra_files={EXTRA_FILE: metadata.to_json()})
     return Path(path)
 
 
 def _onnx_dynamo(net: nn.Module, example: torch.Tensor) -> Any:
+    if example.shape[0] == 1:  # torch.export specialises size-1 dimensions: a batch of 1 can fix the batch
+        example = example.expand(2, *example.shape[1:]).contiguous()  # (TimeSformer did, silently)
     program = torch.onnx.export(
         net, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
         dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False, optimize=True,
@@ -219,7 +226,7 @@ def export_onnx(
                 warnings.warn(f"dynamo ONNX export failed ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
                               "using the legacy exporter", RuntimeWarning, stacklevel=2)
                 proto, used = _onnx_legacy(net, example), f"torch.onnx legacy TorchScript-based (torch {version})"
-    metadata = replace(metadata, exporter=used)
+    metadata = replace(metadata, exporter=used, weights_digest=state_digest(onnx_weights(proto)))
     for entry in [p for p in proto.metadata_props if p.key == METADATA_KEY]:
         proto.metadata_props.remove(entry)
     entry = proto.metadata_props.add()
@@ -231,18 +238,30 @@ def export_onnx(
     return Path(path)
 
 
+def onnx_weights(proto: Any) -> dict[str, torch.Tensor]:
+    """An ONNX model's initializers (its weights) as tensors, by name."""
+    from onnx import numpy_helper
+
+    return {init.name: torch.from_numpy(numpy_helper.to_array(init).copy()) for init in proto.graph.initializer}
+
+
 def export_model(
     model: nn.Module, example: torch.Tensor, path: Path, metadata: ExportMetadata, fmt: str
 ) -> Path:
-    """Dispatch to :func:`export_torchscript` or :func:`export_onnx` by ``fmt``."""
+    """Dispatch to :func:`export_torchscript`, :func:`export_onnx` or
+    :func:`actcli.models.openvino_export.export_openvino` by ``fmt``."""
     fmt = check_format(fmt)
+    if fmt == "openvino":
+        from actcli.models.openvino_export import export_openvino
+
+        return export_openvino(model, example, path, metadata)
     writer = export_torchscript if fmt == "torchscript" else export_onnx
     return writer(model, example, path, metadata)
 
 
 def check_format(fmt: str) -> ExportFormat:
-    """``fmt`` normalised to ``torchscript`` or ``onnx``; anything else is a :class:`UserError`."""
+    """``fmt`` normalised to ``torchscript``, ``onnx`` or ``openvino``; anything else is a :class:`UserError`."""
     name = fmt.strip().lower()
     if name not in FORMATS:
-        raise UserError(f"unknown export format {fmt!r}; use --format torchscript or --format onnx")
+        raise UserError(f"unknown export format {fmt!r}; use --format torchscript, onnx or openvino")
     return name  # type: ignore[return-value]

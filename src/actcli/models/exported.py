@@ -21,8 +21,10 @@ from actcli.models.export import (
     METADATA_KEY,
     ExportFormat,
     ExportMetadata,
+    onnx_weights,
     quiet_warnings,
 )
+from actcli.models.integrity import first_nonfinite, state_digest
 
 # ---------------------------------------------------------------------------- reading
 
@@ -31,8 +33,12 @@ class ExportedModel:
     """An exported file, callable like the model: ``float [B, 3, T, H, W]`` -> logits ``[B, K]``.
 
     ``classes``, ``clip``, ``model_name`` come from the embedded metadata; ``format`` is
-    ``torchscript`` or ``onnx``. Logits come back on the device of the input tensor.
+    ``torchscript``, ``onnx`` or ``openvino``; ``runtime`` what runs it (``torch``, ``onnxruntime``,
+    ``openvino``) at ``precision``. Logits come back on the device of the input tensor.
     """
+
+    runtime = "torch"
+    precision = "32"
 
     def __init__(self, path: Path, fmt: ExportFormat, metadata: ExportMetadata,
                  run: Callable[[torch.Tensor], torch.Tensor], module: torch.jit.ScriptModule | None = None) -> None:
@@ -71,9 +77,10 @@ class ExportedModel:
     def to(self, device: torch.device | str) -> ExportedModel:
         """Move a TorchScript export to ``device``; ONNX runs on the CPU only."""
         device = torch.device(device)
-        if self.format == "onnx":
+        if self.format in ("onnx", "openvino"):
             if device.type != "cpu":
-                raise UserError(f"ONNX exports run on the CPU (onnxruntime); use --device cpu for {self.path}")
+                raise UserError(f"{self.format} exports run on the CPU ({self.runtime}); use --device cpu for "
+                                f"{self.path}")
         elif self._module is not None:
             with quiet_warnings():
                 self._module.to(device)
@@ -121,6 +128,7 @@ def _load_torchscript(path: Path, names: list[str], device: torch.device | str) 
     except (RuntimeError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable TorchScript file: {str(exc).splitlines()[0]}") from None
     metadata = ExportMetadata.from_json(extra[EXTRA_FILE], path)
+    check_weights(path, metadata, module.state_dict())
     module.eval()
 
     def run(clips: torch.Tensor) -> torch.Tensor:
@@ -131,6 +139,18 @@ def _load_torchscript(path: Path, names: list[str], device: torch.device | str) 
     exported = ExportedModel(path, "torchscript", metadata, run, module)
     exported.device = torch.device(device)
     return exported
+
+
+def check_weights(path: Path, metadata: ExportMetadata, weights: dict[str, torch.Tensor]) -> None:
+    """One :class:`UserError` line if an export's weights differ from the digest written at export time, or
+    are not finite (exports from before digests skip the first check)."""
+    if metadata.weights_digest and state_digest(weights) != metadata.weights_digest:
+        raise UserError(f"{path} is damaged: its weights do not match the digest written at export time (bytes "
+                        "changed on disk or in a copy); export it again")
+    bad = first_nonfinite(weights)
+    if bad is not None:
+        raise UserError(f"{path} holds non-finite weights (NaN or infinity in {bad}); export it again from a "
+                        "good checkpoint")
 
 
 def _load_onnx(path: Path, threads: int | None) -> ExportedModel:
@@ -150,28 +170,43 @@ def _load_onnx(path: Path, threads: int | None) -> ExportedModel:
         raise UserError(f"{path} is an ONNX model but not an actcli export (no '{METADATA_KEY}' metadata); "
                         "export it with `actcli export --format onnx`")
     metadata = ExportMetadata.from_json(props[METADATA_KEY], path)
+    import onnx
+
+    check_weights(path, metadata, onnx_weights(onnx.load(str(path), load_external_data=False)))
     input_name = session.get_inputs()[0].name
 
     def run(clips: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(clips.detach().to("cpu", torch.float32).numpy())
         return torch.from_numpy(session.run(None, {input_name: array})[0])
 
-    return ExportedModel(path, "onnx", metadata, run)
+    exported = ExportedModel(path, "onnx", metadata, run)
+    exported.runtime = "onnxruntime"
+    return exported
 
 
-def load_exported(path: Path, device: torch.device | str = "cpu", threads: int | None = None) -> ExportedModel:
-    """Open an actcli TorchScript or ONNX export (the kind is read from the content, not the suffix).
+def load_exported(path: Path, device: torch.device | str = "cpu", threads: int | None = None,
+                  precision: str = "auto", runtime: str = "auto", cache_dir: Path | None = None) -> ExportedModel:
+    """Open an actcli TorchScript, ONNX or OpenVINO IR export (the kind is read from the content; an IR is its
+    ``.xml``).
 
-    ``device`` places a TorchScript export (ONNX always runs on the CPU); ``threads`` sets
-    onnxruntime's intra-op threads (TorchScript follows ``torch.set_num_threads``).
+    ``device`` places a TorchScript export (ONNX and IR run on the CPU); ``threads`` sets onnxruntime's
+    or OpenVINO's threads (TorchScript follows ``torch.set_num_threads``). An IR runs on OpenVINO at
+    ``precision`` (``auto``: bf16 where the CPU computes it natively); an ONNX file runs on ONNX Runtime
+    (fp32), or on OpenVINO with ``runtime="openvino"``; ``cache_dir`` holds OpenVINO's compiled models.
     Missing, unreadable or foreign files raise a one-line :class:`UserError`.
     """
     path = Path(path)
+    from actcli.models.openvino_export import is_ir, load_openvino
+
+    if path.suffix.lower() == ".xml" or (path.is_file() and is_ir(path)):
+        return load_openvino(path, precision, threads, cache_dir).to(device)
     if not path.is_file():
-        raise UserError(f"exported model {path} not found; pass an existing .ts or .onnx file")
+        raise UserError(f"exported model {path} not found; pass an existing .ts, .onnx or .xml file")
     names = _zip_names(path)
     if names is not None:
         return _load_torchscript(path, names, device)
+    if runtime == "openvino":
+        return load_openvino(path, precision, threads, cache_dir, fmt="onnx").to(device)
     exported = _load_onnx(path, threads)
     return exported.to(device)
 

@@ -13,6 +13,7 @@ Adding a model is one entry in its family's ``ENTRIES``; adding a family is one 
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from actcli.models.families.pytorchvideo import (  # noqa: F401 (re-exported: th
 from actcli.models.freeze import keep_in_eval
 
 MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in all_entries()}
+ACTIVATION_FACTOR = 20  # activations of a training step, as a multiple of its input clips' bytes (rough, on purpose)
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -89,10 +91,27 @@ class ActionModel(nn.Module):
         return self.head(self.backbone(clips))
 
 
-def check_clip(name: str, spec: ClipSpec, config: dict[str, Any] | None = None) -> None:
-    """A :class:`UserError` saying what model ``name`` can take when it cannot take clips of ``spec``."""
+def check_clip(name: str, spec: ClipSpec, config: dict[str, Any] | None = None, batch_size: int = 1) -> None:
+    """A :class:`UserError` saying what model ``name`` can take when it cannot take clips of ``spec``: the
+    family's rules (patch sizes, ...), a batch that would not fit in this machine's memory, and a forward
+    pass on the ``meta`` device (shapes only, no memory) that catches clips smaller than the kernels."""
     entry = get_entry(name)
     family_module(entry).check_clip(entry, spec, config or {})
+    need = batch_size * 3 * spec.frames * spec.crop * spec.crop * 4 * ACTIVATION_FACTOR
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    if total and need > total:
+        raise UserError(f"clips of {spec} in batches of {batch_size} need about {need / 2**30:.0f} GiB for {name}, "
+                        f"more than this machine's {total / 2**30:.0f} GiB; lower --frames, --crop or --batch-size")
+    from actcli.models.flops import build_on_meta
+
+    try:
+        network = build_on_meta(lambda clip: build_model(name, clip, 2, config=config), spec)
+        with torch.no_grad():
+            network(torch.empty(1, 3, spec.frames, spec.crop, spec.crop, device="meta"))
+    except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{name} cannot take clips of {spec} ({reason}); use a larger --frames / --crop, e.g. its "
+                        f"native {entry.clip}") from None
 
 
 def build_backbone(name: str, spec: ClipSpec, config: dict[str, Any] | None = None) -> tuple[nn.Module, int]:

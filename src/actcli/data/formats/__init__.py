@@ -30,6 +30,9 @@ class Options:
     fold: int = 1
     lists: Path | None = None
     dataset: str = ""
+    allow_outside_root: bool = False  # list paths may be absolute or lead outside the root
+    participants: tuple[str, ...] | None = None  # ek100: only these participants
+    max_segments: int | None = None  # ek100: at most N segments per participant and official file
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Format:
     source: str
     splits: str
     read: Callable[[Path, Options], Annotated]
+    annotate: Callable[..., Path] | None = None  # a format that writes its own split files (EK100: verb + noun ids)
 
 
 def find_list(root: Path, options: Options, names: tuple[str, ...], what: str) -> Path:

@@ -46,6 +46,20 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return table.assign(_line=range(2, len(table) + 2))
 
 
+def check_inside(root: Path, table: pd.DataFrame, listing: Path) -> None:
+    """Every listed path is relative and stays inside ``root`` once resolved (``..`` and symbolic links
+    followed); else one line naming the first that does not, and ``--allow-outside-root``."""
+    inside = root.resolve()
+    for line, rel in zip(table["_line"], table["path"], strict=True):
+        where = Path(rel)
+        if where.is_absolute():
+            raise UserError(f"{listing} line {line}: {rel} is an absolute path; list paths relative to --root "
+                            "(or pass --allow-outside-root)")
+        if not (root / where).resolve().is_relative_to(inside):
+            raise UserError(f"{listing} line {line}: {rel} leads outside --root {root}; list files inside it "
+                            "(or pass --allow-outside-root)")
+
+
 def read(root: Path, options: Options) -> Annotated:
     path = options.lists
     if path is None or not path.is_file():
@@ -72,6 +86,8 @@ def read(root: Path, options: Options) -> Annotated:
         bad = ~table["split"].isin(["train", "val", "test"])
         if bad.any():
             raise UserError(f"{path} line {int(table['_line'][bad].iloc[0])}: split must be train, val or test")
+    if not options.allow_outside_root:
+        check_inside(root, table, path)
     absent = [(line, p) for line, p in zip(table["_line"], table["path"], strict=True) if not (root / p).is_file()]
     if absent:
         raise UserError(f"{path} line {absent[0][0]}: {root / absent[0][1]} not found ({len(absent)} listed file(s) "

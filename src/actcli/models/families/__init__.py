@@ -16,6 +16,12 @@ A family module (``actcli.models.families.<name>``) defines:
   publisher's own format at ``path`` (the classifier dropped); returns what was loaded;
 * ``weights_cache(entry) -> Path | None``: where the published weights are (or would be) cached.
 
+Optional: ``enable_gradient_checkpointing(backbone)`` (``--grad-checkpointing`` uses it instead of
+checkpointing each of ``backbone.blocks``); an entry's ``options["recipe"]`` names its training
+recipe (:data:`actcli.engine.recipe.RECIPES`) and ``options["drop_path"] = False`` says it has no
+stochastic depth. ``config`` may hold the reserved key ``drop_path`` (``--drop-path``), which each
+family maps to its architecture's own field.
+
 The rest of actcli sees only :class:`~actcli.models.zoo.ActionModel` and the entry's
 :class:`~actcli.models.convention.Convention`.
 """

@@ -105,16 +105,29 @@ def kinetics_state_without_classifier(state: dict[str, torch.Tensor]) -> dict[st
     return {k: v for k, v in state.items() if prefix is None or not k.startswith(prefix)}
 
 
+STOCHASTIC_DEPTH = {"mvit_base_16x4": hub.mvit_base_16x4}
+"""The networks of this family with stochastic depth: name -> hub builder taking ``droppath_rate_block``
+(the deepest block's rate; pytorchvideo rises it linearly from 0 over the blocks, default 0)."""
+
+
 def check_clip(entry: ModelEntry, spec: ClipSpec, config: dict[str, Any]) -> None:
-    if config:
+    others = {k: v for k, v in config.items() if k != "drop_path"}
+    if others:
         raise UserError(f"--model-config applies to Hugging Face models; {entry.name} ({entry.family}) takes none")
+    if config.get("drop_path") and entry.name not in STOCHASTIC_DEPTH:
+        raise UserError(f"--drop-path: {entry.name} has no stochastic depth (of the pytorchvideo models only "
+                        f"{', '.join(STOCHASTIC_DEPTH)} has); drop the option")
     if entry.name.startswith("mvit") and (spec.frames % 2 or spec.crop % 4):
         raise UserError(f"{entry.name} takes an even number of frames and a crop divisible by 4 (2x4x4 patches), "
                         f"not {spec}")
 
 
 def backbone(entry: ModelEntry, spec: ClipSpec, config: dict[str, Any]) -> tuple[nn.Module, int]:
+    """The network without its classifier; ``config["drop_path"]`` (MViT) sets its stochastic depth."""
     check_clip(entry, spec, config)
+    if config.get("drop_path") is not None and entry.name in STOCHASTIC_DEPTH:
+        hub_builder = partial(STOCHASTIC_DEPTH[entry.name], droppath_rate_block=float(config["drop_path"]))
+        return strip_classifier(mvit(hub_builder, spec))
     return strip_classifier(entry.build(spec))
 
 
