@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DATA := data/synthetic
 DEMO_FLAGS := --dataset synthetic --root $(DEMO_DATA)
 
-.PHONY: install demo test lint clean-demo ffmpeg-libs
+.PHONY: install demo demo-anticipation test lint clean-demo ffmpeg-libs
 
 # torchcodec (the faster decoder) needs FFmpeg's shared libraries; without them actcli decodes with PyAV.
 # The tests also use the ffmpeg command (libxvid) to write DivX/XviD AVIs as UCF and HMDB51 ship them.
@@ -31,6 +31,11 @@ demo: $(STAMP)
 	$(BIN)/actcli train $(DEMO_FLAGS) --experiment demo --model r3d_tiny --epochs 15 --lr 0.005 --dropout 0.2
 	$(BIN)/actcli benchmark --experiment demo --batch-size 2
 	$(BIN)/actcli test --experiment demo
+
+# Anticipation and early prediction on the synthetic sequences (docs/anticipation.md): data, backbone, features,
+# rulstm / avt / attentive_probe / early_lstm, and the table against the baselines and the best possible accuracy.
+demo-anticipation: $(STAMP)
+	$(BIN)/python -m actcli.demo_anticipation
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

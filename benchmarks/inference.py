@@ -12,6 +12,9 @@ alike. Variants, all on X3D-XS (by default) at its native clip, batch 2, CPU:
 * actcli_default: what ``actcli test`` / ``predict`` / ``benchmark`` run here
   (:func:`actcli.engine.runtimes.prepare_runtime` with ``--runtime auto --precision auto``);
 * actcli_openvino_fp32: the same runtime with ``--precision 32``;
+* actcli_int8: the converted model quantised by NNCF (as ``actcli export --format openvino --int8``),
+  calibrated on ``--calibration`` clips of generated synthetic videos, run with OpenVINO's bf16 hint for
+  its non-quantised layers (accuracy: docs/performance.md, measured on the demo's test split);
 * actcli_torch_fp32 / actcli_torch_bf16: ``--runtime torch`` (``prepare_for_inference``: SiLU,
   BatchNorm folded, channels-last, bf16 autocast with pre-cast weights where native);
 * onnxruntime: the model exported with ``actcli export`` run by ONNX Runtime. Its thread pool
@@ -75,12 +78,30 @@ def openvino_standalone(model: torch.nn.Module, clips: torch.Tensor, folder: Pat
     return lambda: compiled(array)[0], compiled
 
 
+def calibration_clips(spec, count: int) -> list[torch.Tensor]:
+    """``count`` clips of generated synthetic videos, transformed as at test time: ``float [1, 3, T, H, W]``."""
+    from actcli.data.synthetic import MOTIONS, SyntheticSpec, render_clip
+    from actcli.data.transforms import eval_transform
+    from actcli.data.video import centre_clip_start, clip_indices
+
+    transform = eval_transform(spec.crop)
+    video = SyntheticSpec(frames=max(32, spec.frames * spec.stride), width=spec.crop * 4 // 3, height=spec.crop)
+    clips = []
+    for i in range(count):
+        frames = torch.from_numpy(render_clip(MOTIONS[i % len(MOTIONS)], 1 + i // len(MOTIONS), 1, video))
+        frames = frames.permute(0, 3, 1, 2)
+        start = centre_clip_start(len(frames), spec.frames, spec.stride)
+        clips.append(transform(frames[clip_indices(len(frames), spec.frames, spec.stride, start)])[None])
+    return clips
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="x3d_xs")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-onnxruntime", action="store_true", help="leave ONNX Runtime out")
+    parser.add_argument("--calibration", type=int, default=32, help="int8: calibration clips (0: no int8 row)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     spec = MODELS[args.model].clip
@@ -102,6 +123,11 @@ def main() -> None:
         default_setup = time.perf_counter() - started
         ov_fp32, _ = prepare_runtime(model, cpu, "32", "openvino", model_name=args.model, clip=spec,
                                      cache_dir=folder / "cache")
+        if args.calibration:
+            from actcli.models.openvino_export import OpenVINOModel, quantize_int8
+
+            quantized = quantize_int8(default.model, calibration_clips(spec, args.calibration), args.calibration)
+            int8 = OpenVINOModel(quantized, auto)
         torch_fp32, _ = prepare_for_inference(model, cpu, "32")
         torch_bf16, _ = prepare_for_inference(model, cpu, "bf16") if native_bf16(cpu) else (None, None)
 
@@ -124,6 +150,8 @@ def main() -> None:
         variants = {"reference_eager_fp32": reference, "openvino_standalone": standalone,
                     "actcli_default": actcli_openvino(default), "actcli_openvino_fp32": actcli_openvino(ov_fp32),
                     "actcli_torch_fp32": torch_path(torch_fp32)}
+        if args.calibration:
+            variants["actcli_int8"] = actcli_openvino(int8)
         if torch_bf16 is not None:
             variants["actcli_torch_bf16"] = torch_path(torch_bf16)
         if not args.no_onnxruntime:
@@ -145,7 +173,7 @@ def main() -> None:
                 start = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - start)
-        standalone_hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        standalone_hint = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     gflops = model_cost(MODELS[args.model]).gflops
     ms = {name: 1000 * statistics.median(values) / args.batch for name, values in times.items()}
@@ -161,6 +189,7 @@ def main() -> None:
         "p50_ms_per_sample": {k: round(v, 2) for k, v in ms.items()},
         "speedup_vs_reference": {k: round(ms["reference_eager_fp32"] / v, 2) for k, v in ms.items()},
         "actcli_default_vs_openvino_standalone": round(ms["openvino_standalone"] / ms["actcli_default"], 3),
+        **({"int8_vs_actcli_default": round(ms["actcli_default"] / ms["actcli_int8"], 3)} if args.calibration else {}),
         "max_abs_logit_difference_vs_eager": {k: float(f"{v:.2e}") for k, v in agreement.items()},
         "flop_floor": {
             "gflops_per_clip": round(gflops, 3),

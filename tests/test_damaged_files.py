@@ -129,7 +129,7 @@ def test_files_that_are_not_checkpoints_get_an_accurate_line(cli, trained, workd
              "text.pt": "not a PyTorch checkpoint", "exported.pt": "exported TorchScript model",
              "exported-onnx.pt": "exported ONNX model"}
     for name, expected in cases.items():
-        result = cli("test", "--weights", workdir / name, code=1)
+        result = cli("export", "--weights", workdir / name, "--out", workdir / "again.ts", code=1)
         assert expected in result.output and "could run code" not in result.output, (name, result.output)
         assert "Traceback" not in result.output and "UserWarning" not in result.output
     (workdir / "settings-folder").mkdir()
@@ -204,7 +204,10 @@ def test_kill_during_annotate_leaves_a_set_that_train_refuses(cli, dataset_copy,
     assert "incomplete" in line and "re-run `actcli annotate`" in line
     cli("annotate", "--dataset", "synthetic")
     assert not list(folder.glob(".*.tmp"))
-    cli("train", "--dataset", "synthetic", "--epochs", "1", *TRAIN_FLAGS)
+    # a hand edit after a complete annotate is read as it is, with a warning naming the file
+    (folder / "val.csv").write_text((folder / "val.csv").read_text() + "\n")
+    result = cli("train", "--dataset", "synthetic", "--epochs", "1", *TRAIN_FLAGS)
+    assert "val.csv was edited since `actcli annotate` wrote it" in " ".join(result.output.split())
 
 
 def test_full_disk_during_annotate_is_refused_by_train(cli, dataset_copy, workdir):

@@ -27,6 +27,7 @@ from actcli.models.export import ExportMetadata, export_onnx, export_torchscript
 from actcli.models.exported import load_exported
 from actcli.models.families import torchvision as family
 from actcli.models.freeze import apply_freeze, backbone_blocks, before_blocks
+from actcli.models.multimodal import build_any
 from actcli.models.zoo import MODELS, ActionModel, build_backbone, build_model, check_clip, get_entry
 
 CPU = torch.device("cpu")
@@ -138,6 +139,13 @@ def test_the_inference_copy_and_one_training_step(built, name):
         assert model.backbone(clips).shape == (2, model.head[-1].in_features)
         assert torch.allclose(prepared(clips), expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
     assert (expected.std(dim=1) > 1e-4).all()
+    if name in ("mc3_18", "s3d", "mvit_v1_b", "swin3d_t"):  # bf16 (autocast, fp32 classifier): one of each kind
+        bf16, steps = prepare_for_inference(model, CPU, "bf16")
+        assert "bfloat16_autocast" in steps and "fp32_classifier" in steps
+        with torch.inference_mode():
+            got = bf16(clips)
+        scale = float(expected.abs().max())
+        assert got.dtype == torch.float32 and torch.allclose(got, expected, rtol=0.1, atol=0.1 * scale)
 
     # then a real step on the shared model itself (a copy of the large ones costs seconds)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
@@ -181,6 +189,16 @@ def test_gradient_checkpointing_gives_the_same_gradients(built):
         model(clips).sum().backward()
         grads.append({k: p.grad.clone() for k, p in model.named_parameters()})
     assert all(torch.allclose(grads[0][k], grads[1][k], atol=1e-6) for k in grads[0])
+
+
+@pytest.mark.parametrize("name", ["mc3_18", "swin3d_t"])
+def test_rgb_and_motion_encoders_are_any_model(name):
+    spec = SMALL[name]
+    model = build_any(name, spec, len(CLASSES), 0.5, ["rgb", "motion"], "joint")
+    inputs = {"rgb": _clips(spec), "motion": _clips(spec)[:, :2]}  # motion: 2 channels (x, y)
+    model(inputs).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert model(inputs).shape == (2, len(CLASSES))
 
 
 def test_clips_a_model_cannot_take_are_one_line():

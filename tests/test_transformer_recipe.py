@@ -278,8 +278,10 @@ def test_family_recipe_fills_only_what_the_user_left(monkeypatch):
     assert family_recipe(settings, sources) == (settings, {})  # pytorchvideo: nothing changes
     entry = dataclasses.replace(zoo.get_entry("r3d_tiny"), name="vit_fake", family="huggingface")
     monkeypatch.setitem(zoo.MODELS, "vit_fake", entry)
+    settings, sources = load_settings(None, {"model.name": "vit_fake", "train.batch_size": 16})
+    assert family_recipe(settings, sources) == (settings, {})  # from random initialisation: the plain defaults
     settings, sources = load_settings(None, {"model.name": "vit_fake", "train.batch_size": 16,
-                                             "train.label_smoothing": 0.0})
+                                             "train.label_smoothing": 0.0, "model.weights": "kinetics"})
     tuned, applied = family_recipe(settings, sources, world_size=2)
     assert tuned.train.lr == pytest.approx(1e-3 * 16 * 2 / 256) and tuned.train.weight_decay == 0.05
     recipe = (tuned.train.layer_decay, tuned.model.drop_path, tuned.train.mixup, tuned.train.cutmix)
@@ -287,10 +289,11 @@ def test_family_recipe_fills_only_what_the_user_left(monkeypatch):
     assert tuned.train.repeated_aug == 2 and tuned.data.auto_augment == "randaugment"
     assert tuned.train.label_smoothing == 0.0 and "train.label_smoothing" not in applied  # given: kept
     settings, sources = load_settings(None, {"model.name": "vit_fake", "data.augment": False,
-                                             "model.freeze": "backbone"})
+                                             "model.freeze": "backbone", "model.weights": "kinetics"})
     tuned, applied = family_recipe(settings, sources)
     assert not {"train.mixup", "train.cutmix", "train.repeated_aug", "data.auto_augment"} & set(applied)
-    settings, sources = load_settings(None, {"model.name": "vit_fake", "data.dataset": "ek100"})
+    settings, sources = load_settings(None, {"model.name": "vit_fake", "data.dataset": "ek100",
+                                             "model.weights": "kinetics"})
     assert "train.mixup" not in family_recipe(settings, sources)[1]
 
 
@@ -299,8 +302,10 @@ def test_transformer_recipe_trains_resumes_and_is_recorded(cli, annotated, workd
     entry = dataclasses.replace(zoo.get_entry("r3d_tiny"), name="tiny_transformer",
                                 options={"recipe": "transformer", "drop_path": False})
     monkeypatch.setitem(zoo.MODELS, "tiny_transformer", entry)
-    out = cli("train", "--dataset", "synthetic", "--model", "tiny_transformer", "--epochs", "1", "--experiment",
-              "vit", "--grad-checkpointing", "--label-smoothing", "0.2", *TRAIN_FLAGS).output
+    pretrained = workdir / "pretrained.pt"  # the recipe is for fine-tuning: start from (publisher-format) weights
+    torch.save(zoo.build_backbone("r3d_tiny", zoo.get_entry("r3d_tiny").clip)[0].state_dict(), pretrained)
+    out = cli("train", "--dataset", "synthetic", "--model", "tiny_transformer", "--weights", pretrained, "--epochs",
+              "1", "--experiment", "vit", "--grad-checkpointing", "--label-smoothing", "0.2", *TRAIN_FLAGS).output
     assert "recipe defaults for tiny_transformer" in out
     (run,) = (workdir / "outputs" / "runs" / "vit").iterdir()
     config = tomllib.loads((run / "config.toml").read_text())

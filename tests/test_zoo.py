@@ -1,4 +1,7 @@
-"""Every zoo model: a real training step on a small clip, published checkpoints, `actcli models`."""
+"""The pytorchvideo family: a real training step on a small clip, published checkpoints; `actcli models`.
+
+(The torchvision and Hugging Face families have their own files: test_torchvision_family.py,
+test_huggingface_family.py.)"""
 
 from __future__ import annotations
 
@@ -33,11 +36,14 @@ HUB_URLS = {  # module of pytorchvideo.models.hub -> its table of checkpoint URL
 }
 
 
+PYTORCHVIDEO = [name for name, entry in MODELS.items() if entry.family == "pytorchvideo"]
+
+
 def small(name: str) -> ClipSpec:
     return SMALL_FOR.get(name, SMALL)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", PYTORCHVIDEO)
 def test_one_training_step_on_a_small_clip(name):
     torch.manual_seed(0)
     spec = small(name)
@@ -72,7 +78,7 @@ def test_one_training_step_on_a_small_clip(name):
         assert got.dtype == torch.float32 and torch.allclose(got, expected, rtol=0.1, atol=0.1 * scale)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", PYTORCHVIDEO)
 def test_published_checkpoint_fills_the_backbone(name, tmp_path):
     spec = small(name)
     state = get_entry(name).build(spec).state_dict()  # the layout of the published Kinetics-400 file
@@ -91,8 +97,8 @@ def test_kinetics_urls_are_pytorchvideos():
     hub_urls = {}
     for module, table in HUB_URLS.items():
         hub_urls.update(getattr(importlib.import_module(f"pytorchvideo.models.hub.{module}"), table))
-    for name, entry in MODELS.items():
-        assert entry.weights_url == hub_urls.get(name), name
+    for name in PYTORCHVIDEO:
+        assert MODELS[name].weights_url == hub_urls.get(name), name
     assert MODELS["r3d_tiny"].weights_url is None
 
 
@@ -131,8 +137,8 @@ def test_models_lists_every_model_with_counted_cost(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "X3D_XS.pyth").write_bytes(b"cached")
-    rows = {row["name"]: row for row in json.loads(cli("models", "--json").stdout)}
-    assert list(rows) == list(MODELS)
+    rows = {row["name"]: row for row in json.loads(cli("models", "--json", "--family", "pytorchvideo").stdout)}
+    assert list(rows) == PYTORCHVIDEO
     for name, row in rows.items():
         assert row["params"] > 0 and row["gflops"] > 0, name
         assert row["clip"] == str(MODELS[name].clip)
@@ -143,6 +149,18 @@ def test_models_lists_every_model_with_counted_cost(cli, tmp_path, monkeypatch):
     # X3D-XS: 0.60 GFLOPs in the paper, which counts multiply-adds; FlopCounterMode counts 2 FLOPs per multiply-add
     assert 1.0 < rows["x3d_xs"]["gflops"] < 1.4
     assert rows["slowfast_r50"]["gflops"] > rows["slow_r50"]["gflops"] > rows["c2d_r50"]["gflops"]
+
+
+@pytest.mark.parametrize("family", ["torchvision", "huggingface"])
+def test_models_lists_the_other_families_with_counted_cost(cli, workdir, family):
+    rows = json.loads(cli("models", "--json", "--family", family).stdout)
+    assert [r["name"] for r in rows] == [n for n, e in MODELS.items() if e.family == family] and rows
+    for row in rows:
+        assert row["params"] > 0 and row["gflops"] > 0 and row["weights"], row["name"]
+        assert row["normalisation"].startswith("mean ") and row["family"] == family
+    cached = json.loads((workdir / "outputs" / "cache" / "model_costs.json").read_text())
+    assert len(cached) == len(rows)  # counted once, kept for the next `actcli models`
+    assert json.loads(cli("models", "--json", "--family", family).stdout) == rows
 
 
 def _linear_output_dtypes(model: torch.nn.Module, clips: torch.Tensor) -> dict[torch.nn.Linear, torch.dtype]:

@@ -187,6 +187,7 @@ def train(
     monitor: Annotated[str | None, typer.Option(help="val_accuracy or val_loss: picks best.pt and early stopping. (default: val_accuracy)")] = None,
     ema: Annotated[float | None, typer.Option(help="Keep an exponential moving average of the weights with this decay, e.g. 0.999; it is validated and saved. (default: off)")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed. (default: 0)")] = None,
+    memory_format: Annotated[Literal["auto", "channels_last", "contiguous"] | None, typer.Option(help="CPU training: memory format of the 3D convolutions and clips; auto = the faster of the two, timed once per model, clip and batch and cached in outputs/cache/memory_format.json. (default: auto)")] = None,
     model_config: Annotated[str | None, typer.Option("--model-config", help="Hugging Face models: architecture overrides KEY=VALUE,... (fields of its transformers configuration), e.g. hidden_size=64,num_hidden_layers=2 for a narrow model; sequence models (rulstm, avt, attentive_probe, early_lstm): hidden, layers, heads, steps, alpha, pretrain_epochs, feature_loss, supervised_steps (docs/anticipation.md); stored in the checkpoint. (default: none)")] = None,
     backbone: Annotated[str | None, typer.Option(help="Sequence models: the zoo backbone whose per-time features they read, extracted into the feature cache on the fly at --features-fps (instead of --features). (default: none)")] = None,
     backbone_weights: Annotated[str | None, typer.Option(help="Sequence models: weights of --backbone (an actcli checkpoint of it, kinetics, hf:<repo> or a file). (default: none)")] = None,
@@ -228,6 +229,7 @@ def train(
         train__head_lr_mult=head_lr_mult, train__label_smoothing=label_smoothing, train__precision=precision,
         train__accumulate=accumulate, train__clip_grad=clip_grad, train__early_stop=early_stop,
         train__monitor=monitor, train__ema=ema, train__sync_bn=sync_bn, train__skip_nonfinite=skip_nonfinite,
+        train__memory_format=memory_format,
     )
     if hand_to_torchrun("train", settings, sources, nproc, ["--resume", resume] if resume else []):
         return
@@ -357,11 +359,15 @@ def score(
 @handle_errors
 def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    family: Annotated[str | None, typer.Option(help="Only this family: pytorchvideo, torchvision or huggingface. (default: all)")] = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Every zoo model: parameters, GFLOPs per clip (counted), clip spec, cached weights."""
+    """Every zoo model: family, parameters, GFLOPs per clip (counted once, then kept in outputs/cache/), native clip,
+    normalisation, published weights and whether they are cached here."""
     from actcli.commands.zoo import list_models
 
-    list_models(as_json)
+    settings, _ = settings_from_options(config)
+    list_models(as_json, family, settings.paths.outputs)
 
 
 @app.command()
@@ -411,7 +417,8 @@ def extract(
     frames: FramesOpt = None,
     stride: StrideOpt = None,
     crop: CropOpt = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Clips per forward pass.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per forward pass.")] = 32,
+    workers: WorkersOpt = None,
     decoder: DecoderOpt = None,
     device: DeviceOpt = None,
     config: ConfigOpt = None,
@@ -426,7 +433,7 @@ def extract(
 
     settings, _ = settings_from_options(config, data__dataset=dataset, data__root=root, data__annotations_dir=annotations,
                                         data__frames=frames, data__stride=stride, data__crop=crop, data__decoder=decoder,
-                                        train__device=device)
+                                        data__workers=workers, train__device=device)
     if experiment is not None and weights is None:
         weights = str(latest_checkpoint(settings.paths.outputs, experiment))
     if model is None and weights is not None and Path(weights).is_file():

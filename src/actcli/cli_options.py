@@ -36,7 +36,7 @@ RuntimeOpt = Annotated[Literal["auto", "torch", "openvino", "onnxruntime"] | Non
 PrecisionOpt = Annotated[Literal["auto", "32", "bf16", "16"] | None, typer.Option(help="Inference precision: 32, bf16, 16 (CUDA only), or auto = bf16 where the hardware computes it natively (CPUs with AMX or AVX512-BF16, recent GPUs), else 32. Applies to checkpoints, not exported files. (default: auto)")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps. (default: auto)")]
 ExperimentOpt = Annotated[str | None, typer.Option(help="Experiment name (run folder outputs/runs/<name>/). (default: default)")]
-CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint (predict and benchmark also take an exported .ts / .onnx file). (default: best.pt of the latest run)")]
+CheckpointOpt = Annotated[Path | None, typer.Option("--weights", help="actcli checkpoint (test, predict and benchmark also take an exported .ts / .onnx / OpenVINO .xml file). (default: best.pt of the latest run)")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the JSON report. (default: in the run folder)")]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from actcli.console import warn
 from actcli.data.annotate import find_class_root, load_classes, load_table, with_label_ids
 from actcli.data.annotation_set import check_set
 from actcli.data.datasets import VideoClipDataset, check_videos_exist
@@ -55,7 +56,8 @@ def data_source(settings: Settings) -> DataSource:
         if dataset_info(name).class_folders:
             root = find_class_root(root)
     folder = annotations_dir(settings)
-    check_set(folder)
+    for name in check_set(folder):
+        warn(f"{folder / name} was edited since `actcli annotate` wrote it; reading it as it is")
     classes = load_classes(folder / "labels.csv")
     return DataSource(name, root, folder, classes, resolve_decoder(settings.data.decoder))
 
@@ -236,13 +238,15 @@ def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return model
 
 
-def clips_to_device(clips: torch.Tensor | dict[str, torch.Tensor], device: torch.device):
+def clips_to_device(clips: torch.Tensor | dict[str, torch.Tensor], device: torch.device,
+                    channels_last: bool = True):
     """``float [B, C, T, H, W]`` on ``device`` in the memory format :func:`to_device` chose
     (other shapes, e.g. cached features ``[B, D]``, are only moved); a dict of modalities
-    is moved entry by entry."""
+    is moved entry by entry. ``channels_last=False``: contiguous (a model training contiguous,
+    :mod:`actcli.engine.memory_format`)."""
     if isinstance(clips, dict):
-        return {name: clips_to_device(value, device) for name, value in clips.items()}
+        return {name: clips_to_device(value, device, channels_last) for name, value in clips.items()}
     clips = clips.to(device, non_blocking=True)
-    if device.type == "cpu" and clips.ndim == 5:
+    if device.type == "cpu" and clips.ndim == 5 and channels_last:
         clips = clips.contiguous(memory_format=torch.channels_last_3d)
     return clips

@@ -219,6 +219,8 @@ class AnticipationMetrics(_Strict):
     unobservable: list[int] = Field(description="Per tau_a: segments whose window lies before the video: left out of "
                                     "the metrics (EK100 submissions give them zero scores).")
     skipped_clips: int = Field(0, description="Segments whose features could not be read.")
+    dropped_at_annotate: int = Field(0, description="Segments of the split whose window at the annotated tau_a lies "
+                                     "before the video: not in the split file (task.json counts them).")
     top1: list[float]
     top5: list[float]
     mean_top5_recall: list[float] = Field(description="Class-mean top-5 recall (EK100's anticipation metric).")

@@ -231,6 +231,10 @@ class TrainSettings(_Section):
     ema: float | None = Field(None, gt=0, lt=1, description="Decay of an exponential moving average of the weights.")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed (0 to 2^32 - 1).")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
+        "auto", description="CPU training: the memory format of 3D convolutions and clips; auto = the faster of the "
+        "two, timed once per model, clip and precision and cached (outputs/cache/memory_format.json)."
+    )
 
     observe_range: tuple[float, float] | None = Field(
         None, description="Early prediction: each training clip comes from only the first r of its video, "

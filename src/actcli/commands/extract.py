@@ -146,7 +146,7 @@ def run_extraction(settings: Settings, source: DataSource, name: str, weights: s
     writer = FeatureWriter(out, layout, meta)
     sources = dataset_sources(source)
     with ui.progress() as bars:
-        stats = extract_all(sources, extractor, writer, bars, ui.warn)
+        stats = extract_all(sources, extractor, writer, bars, ui.warn, settings.data.workers)
     return out, {**writer.meta, "stats": stats}
 
 

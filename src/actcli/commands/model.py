@@ -131,12 +131,14 @@ def _checkpoint_path(settings: Settings, weights: Path | None, experiment: str |
 def _with_checkpoint_data(settings: Settings, sources: dict[str, str], checkpoint: dict) -> Settings:
     """Use the dataset the checkpoint was trained on unless the user chose one.
 
-    ``dataset``, ``root`` and ``annotations_dir`` go together: once the user names any of them, none
-    comes from the checkpoint (a checkpoint's annotations must never score a dataset the user named),
-    and a class mismatch is then one error line."""
+    ``dataset``, ``root`` and ``annotations_dir`` go together: once the user names another dataset than
+    the checkpoint's, neither its root nor its annotations come from the checkpoint (a checkpoint's
+    annotations must never score a dataset the user named), and a class mismatch is then one error
+    line. A root or annotations folder given alone keeps the checkpoint's dataset."""
     trained = checkpoint.get("settings", {}).get("data", {})
     chosen = {k for k in DATA_KEYS if sources.get(f"data.{k}") != "default"}
-    keys = [k for k in DATA_KEYS if k not in chosen and not (chosen & set(DATASET_KEYS) and k in DATASET_KEYS)]
+    other_dataset = "dataset" in chosen and settings.data.dataset != trained.get("dataset")
+    keys = [k for k in DATA_KEYS if k not in chosen and not (other_dataset and k in DATASET_KEYS)]
     updates = {k: trained[k] for k in keys if k in trained}
     if not updates:
         return settings

@@ -6,8 +6,10 @@ annotate: it locks the folder (one annotate at a time), removes temporary files 
 kills, marks the set ``writing`` in ``manifest.json``, and when everything is written records the
 SHA-256 of every file of the set (``complete``). :func:`check_set` (called by ``train``, ``test``
 and the rest before reading) refuses a set marked ``writing`` (an annotate was interrupted or
-failed, e.g. on a full disk) or one whose files no longer match their digests. A folder without
-a manifest (made by hand or by an older version) is read as it is.
+failed, e.g. on a full disk) or one missing a file it wrote. A file whose digest changed since was
+edited by hand (an interrupted annotate leaves ``writing``): it is read as it is, with a warning,
+so the table's own checks name any bad line. A folder without a manifest (made by hand or by an
+older version) is read as it is.
 """
 
 from __future__ import annotations
@@ -54,11 +56,12 @@ def writing_set(folder: Path) -> Iterator[None]:
         write_json(folder / MANIFEST, {"state": "complete", "files": {p.name: _sha256(p) for p in _members(folder)}})
 
 
-def check_set(folder: Path) -> None:
-    """A :class:`UserError` line when the set in ``folder`` is incomplete or changed since ``annotate`` wrote it."""
+def check_set(folder: Path) -> list[str]:
+    """A :class:`UserError` line when the set in ``folder`` is incomplete; the names of its files edited since
+    ``annotate`` wrote it (read as they are)."""
     path = folder / MANIFEST
     if not path.is_file():
-        return
+        return []
     try:
         manifest = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
@@ -68,10 +71,11 @@ def check_set(folder: Path) -> None:
     if manifest["state"] == "writing":
         raise UserError(f"the annotations in {folder} are incomplete: an `actcli annotate` was interrupted or failed "
                         "while writing them (its files may mix two runs); re-run `actcli annotate`")
+    edited = []
     for name, digest in dict(manifest.get("files", {})).items():
         member = folder / name
         if not member.is_file():
             raise UserError(f"{member} is missing from the annotations annotate wrote; re-run `actcli annotate`")
         if _sha256(member) != digest:
-            raise UserError(f"{member} changed since `actcli annotate` wrote the set (an interrupted annotate or a "
-                            f"hand edit); re-run `actcli annotate`, or delete {path} to use the files as they are")
+            edited.append(name)
+    return edited

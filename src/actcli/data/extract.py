@@ -119,32 +119,45 @@ class Extractor:
 
     def __init__(self, backbone: nn.Module, spec: ClipSpec, convention: Convention, fps: float, tokens: bool,
                  device: torch.device, batch_size: int = 16) -> None:
-        self.backbone = backbone.to(device).eval()
+        from actcli.pipeline import to_device
+
+        self.backbone = to_device(backbone, device).eval()  # channels-last-3d on CPU
         self.spec, self.fps, self.device, self.batch_size = spec, fps, device, batch_size
         self.transform = eval_transform(spec.crop, convention)
         self.network = token_network(self.backbone) if tokens else self.backbone
 
-    @torch.inference_mode()
-    def video(self, source: VideoSource, progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """``float32 [rows, D]`` (tokens: ``[rows, N * D]``) for ``source``."""
+    def chunk(self, source: VideoSource, first: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded, transformed frames ``float [C, U, h, w]`` of rows ``first .. first + CHUNK_ROWS`` and, per row,
+        the positions of its clip's frames among them ``long [rows, T]`` (runs in a loader worker)."""
         rows = row_count(source.frames, source.fps, self.fps)
-        out: list[np.ndarray] = []
-        for first in range(0, rows, CHUNK_ROWS):
-            chunk = range(first, min(rows, first + CHUNK_ROWS))
-            clips = [causal_clip(r, self.fps, source.fps, source.frames, self.spec) for r in chunk]
-            wanted = sorted({i for clip in clips for i in clip})
-            where = {index: position for position, index in enumerate(wanted)}
-            frames = self.transform(source.read(wanted))  # float [C, U, h, w]
-            picks = torch.tensor([[where[i] for i in clip] for clip in clips])
-            batch = frames[:, picks.flatten()].reshape(frames.shape[0], len(clips), self.spec.frames,
-                                                       *frames.shape[2:]).transpose(0, 1)
-            for start in range(0, len(clips), self.batch_size):
-                part = batch[start:start + self.batch_size].to(self.device).contiguous()
-                features = self.network(part).float().cpu()
-                out.append(features.reshape(len(part), -1).numpy())
-            if progress is not None:
-                progress(len(chunk))
+        clips = [causal_clip(r, self.fps, source.fps, source.frames, self.spec)
+                 for r in range(first, min(rows, first + CHUNK_ROWS))]
+        wanted = sorted({i for clip in clips for i in clip})
+        where = {index: position for position, index in enumerate(wanted)}
+        return self.transform(source.read(wanted)), torch.tensor([[where[i] for i in clip] for clip in clips])
+
+    @torch.inference_mode()
+    def features(self, frames: torch.Tensor, picks: torch.Tensor) -> np.ndarray:
+        """The backbone's output for the clips ``picks`` of ``frames``: ``float32 [rows, D]`` (tokens: ``N x D``)."""
+        from actcli.pipeline import clips_to_device
+
+        clips = frames[:, picks.flatten()].reshape(frames.shape[0], len(picks), self.spec.frames,
+                                                   *frames.shape[2:]).transpose(0, 1)
+        out = []
+        for start in range(0, len(picks), self.batch_size):
+            part = clips_to_device(clips[start:start + self.batch_size].contiguous(), self.device)
+            out.append(self.network(part).float().cpu().reshape(len(part), -1).numpy())
         return np.concatenate(out).astype(np.float32)
+
+    def video(self, source: VideoSource, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """``float32 [rows, D]`` (tokens: ``[rows, N * D]``) for ``source``, in this process."""
+        rows = row_count(source.frames, source.fps, self.fps)
+        out = []
+        for first in range(0, rows, CHUNK_ROWS):
+            out.append(self.features(*self.chunk(source, first)))
+            if progress is not None:
+                progress(len(out[-1]))
+        return np.concatenate(out)
 
     def dims(self) -> tuple[int, int]:
         """``(D, N)``: features per token and tokens per row (N = 0 for pooled features)."""
@@ -213,22 +226,51 @@ class FeatureWriter:
         write_json(self.out / META_FILE, self.meta)
 
 
+class _Chunks(torch.utils.data.Dataset):
+    """Every ``(video, first row)`` chunk of the videos to extract, decoded by loader workers in order."""
+
+    def __init__(self, sources: list[VideoSource], extractor: Extractor) -> None:
+        self.sources, self.extractor = sources, extractor
+        self.plan = [(i, first) for i, s in enumerate(sources)
+                     for first in range(0, row_count(s.frames, s.fps, extractor.fps), CHUNK_ROWS)]
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, k: int):
+        i, first = self.plan[k]
+        try:
+            return i, first, *self.extractor.chunk(self.sources[i], first)
+        except DecodeError as exc:
+            return i, first, str(exc), None
+
+
 def extract_all(sources: list[VideoSource], extractor: Extractor, writer: FeatureWriter,
-                progress=None, warn: Callable[[str], None] = print) -> dict[str, int]:
-    """Extract every source not done yet; returns ``{"videos", "done_before", "extracted", "unreadable"}``."""
+                progress=None, warn: Callable[[str], None] = print, workers: int = 0) -> dict[str, int]:
+    """Extract every source not done yet, decoding in ``workers`` loader processes while this one runs the
+    backbone; returns ``{"videos", "done_before", "extracted", "unreadable"}``. A video is written (and
+    recorded as done) once all its rows are computed, so an interrupted run redoes at most one video."""
     todo = [s for s in sources if not writer.done(s)]
     stats = {"videos": len(sources), "done_before": len(sources) - len(todo), "extracted": 0, "unreadable": 0}
     rows = sum(row_count(s.frames, s.fps, extractor.fps) for s in todo)
     task = progress.add_task("extracting features", total=rows) if progress is not None else None
-    for source in todo:
-        try:
-            features = extractor.video(source, (lambda n: progress.advance(task, n)) if progress is not None
-                                       else None)
-        except DecodeError as exc:
-            warn(f"skipped unreadable video {source.path}: {exc}")
-            stats["unreadable"] += 1
-            continue
-        writer.write(source, features)
-        stats["extracted"] += 1
+    chunks = _Chunks(todo, extractor)
+    loader = torch.utils.data.DataLoader(chunks, batch_size=None, num_workers=workers)
+    parts: dict[int, list[np.ndarray]] = {}
+    failed: set[int] = set()
+    for i, first, frames, picks in loader:
+        source = todo[i]
+        if picks is None:
+            if i not in failed:
+                warn(f"skipped unreadable video {source.path}: {frames}")
+                stats["unreadable"] += 1
+                failed.add(i)
+        elif i not in failed:
+            parts.setdefault(i, []).append(extractor.features(frames, picks))
+        if progress is not None:
+            progress.advance(task, len(picks) if picks is not None else CHUNK_ROWS)
+        if first + CHUNK_ROWS >= row_count(source.frames, source.fps, extractor.fps) and i not in failed:
+            writer.write(source, np.concatenate(parts.pop(i)))
+            stats["extracted"] += 1
     writer.save()
     return stats

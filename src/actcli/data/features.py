@@ -44,6 +44,8 @@ def _environment(path: Path):
 
     key = (str(path.resolve()), os.getpid())
     if key not in _ENVS:
+        for inherited in [k for k in _ENVS if k[0] == key[0]]:  # the parent's, in a forked worker: unmapped here only
+            _ENVS.pop(inherited).close()
         _ENVS[key] = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
     return _ENVS[key]
 

@@ -4,9 +4,10 @@ ones seen, with a known best possible accuracy.
 
 Every video (``DEST/videos/seq_gNN_vMMM.mp4``, MPEG-4 Part 2 in MP4 at 25 fps, a key frame every 12
 frames, so a clip anywhere in the video is read after a seek instead of decoding from the start)
-shows ``actions`` actions one after the other, each lasting 1.5-3 s (uniform, whole frames), each drawn like a clip of
-:mod:`actcli.data.synthetic` (several shapes performing the same motion over the scene of the
-video's group ``gNN``). Which action comes next follows a second-order Markov chain over the
+shows ``actions`` actions one after the other, each lasting 1.5-3 s (uniform, whole frames), each
+drawn as streams of shapes performing its motion at the speed of :mod:`actcli.data.synthetic`'s
+clips, over the scene of the video's group ``gNN`` (:func:`render_video`). Which action comes next
+follows a second-order Markov chain over the
 8 motion classes (:class:`Grammar`):
 
 * the first action is uniform over the 8 classes, the second uniform over the 7 others;
@@ -181,8 +182,25 @@ def video_actions(spec: SequenceSpec, video: int) -> tuple[list[int], list[int]]
     return classes, [0, *np.cumsum(lengths).tolist()]
 
 
+LIFETIME = (28, 36)  # frames one shape takes for its motion: about a clip of actcli.data.synthetic (32 frames)
+
+
+def _shape(motion: str, rng: np.random.Generator, spec: SequenceSpec):
+    colour = rng.uniform(120, 255, size=3)
+    colour[rng.integers(3)] = 255  # brighter than the (dark) scene
+    return (motion_path(motion, rng, spec.width, spec.height), str(rng.choice(["ellipse", "rectangle", "triangle"])),
+            rng.uniform(1.8, 2.6), colour)
+
+
 def render_video(spec: SequenceSpec, group: int, video: int) -> np.ndarray:
-    """All frames of one video: ``uint8 [T, H, W, 3]``; each action drawn as a synthetic clip of its motion."""
+    """All frames of one video: ``uint8 [T, H, W, 3]``.
+
+    Each action is drawn as 5-7 streams of shapes on the scene of the video's group: every shape performs
+    the action's motion once, over 28-36 frames (as fast as in a clip of :mod:`actcli.data.synthetic`), and
+    is replaced by a new one (random pose, size, colour) when it is done, each stream at its own phase. So
+    every moment of an action, however short the window, shows its motion at full speed, and the only
+    thing that changes at a boundary is the motion.
+    """
     classes, bounds = video_actions(spec, video)
     rng = np.random.default_rng([spec.seed, 7_000_003, video])
     background = group_background(group, spec.seed, spec.width, spec.height).astype(np.float32)
@@ -190,19 +208,18 @@ def render_video(spec: SequenceSpec, group: int, video: int) -> np.ndarray:
     frames = np.empty((bounds[-1], spec.height, spec.width, 3), dtype=np.uint8)
     for cls, first, stop in zip(classes, bounds[:-1], bounds[1:], strict=True):
         motion = MOTIONS[cls]
-        objects = []
+        streams = []
         for _ in range(int(rng.integers(5, 8))):
-            path = motion_path(motion, rng, spec.width, spec.height)
-            colour = rng.uniform(120, 255, size=3)
-            colour[rng.integers(3)] = 255
-            objects.append((path, str(rng.choice(["ellipse", "rectangle", "triangle"])), rng.uniform(1.8, 2.6),
-                            colour))
-        count = stop - first
-        for i in range(count):
-            t = i / max(1, count - 1)
+            life = int(rng.integers(*LIFETIME))
+            streams.append([life, int(rng.integers(life)), _shape(motion, rng, spec)])  # life, age, current shape
+        for i in range(stop - first):
             frame = background.copy()
-            for path, shape, aspect, colour in objects:
-                frame[shape_mask(shape, path(t), xs, ys, aspect)] = colour
+            for stream in streams:
+                life, age, (path, shape, aspect, colour) = stream
+                frame[shape_mask(shape, path(age / (life - 1)), xs, ys, aspect)] = colour
+                stream[1] = age + 1
+                if stream[1] >= life:
+                    stream[1], stream[2] = 0, _shape(motion, rng, spec)
             frame += rng.normal(0, 3, size=(spec.height, spec.width, 1))
             frames[first + i] = np.clip(frame, 0, 255).astype(np.uint8)
     return frames
@@ -242,7 +259,7 @@ def generate(dest: Path, spec: SequenceSpec, progress: Callable[[int], None] | N
     raises ValueError."""
     check_spec(spec)
     manifest = dest / MANIFEST
-    wanted = {"generator": 1, **asdict(spec)}
+    wanted = {"generator": 2, **asdict(spec)}
     if manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")) != wanted:
         raise ValueError(f"{dest} holds synthetic sequences made with other options; pass another --dest or delete "
                          "the folder")

@@ -56,7 +56,10 @@ def predict_loader(
     description: str = "evaluate",
 ) -> Predictions:
     """Logits for every readable clip of ``loader`` (model in eval mode, no gradients)."""
+    from actcli.engine.memory_format import uses_channels_last
+
     model.eval()
+    channels_last = isinstance(model, torch.nn.Module) and uses_channels_last(model)  # OpenVINO: contiguous
     logits, labels, indices, skipped = [], [], [], []
     task = progress.add_task(description, total=len(loader)) if progress else None
     for batch in loader:
@@ -64,10 +67,10 @@ def predict_loader(
         if batch["clips"] is not None:
             clips = batch["clips"]
             if isinstance(clips, torch.Tensor) and clips.ndim == 6:  # [B, V, C, T, H, W]: every view, per video
-                out = model(clips_to_device(clips.flatten(0, 1), device)).float().cpu()
+                out = model(clips_to_device(clips.flatten(0, 1), device, channels_last)).float().cpu()
                 logits.append(out.reshape(clips.shape[0], clips.shape[1], -1))
             else:
-                logits.append(model(clips_to_device(clips, device)).float().cpu())
+                logits.append(model(clips_to_device(clips, device, channels_last)).float().cpu())
             labels.append(batch["labels"])
             indices.append(batch["indices"])
         if progress is not None and task is not None:

@@ -60,6 +60,7 @@ from torch.utils.tensorboard import SummaryWriter
 from actcli.engine.distributed import EpochSampler, all_lists, all_sum, gather_predictions, rank_seed, world
 from actcli.engine.evaluate import predict_loader
 from actcli.engine.interrupt import StopRequest
+from actcli.engine.memory_format import uses_channels_last
 from actcli.engine.objective import BatchMixer, objective_correct, objective_loss
 from actcli.engine.recipe import autocast, make_optimizer, make_scaler, make_scheduler
 from actcli.errors import UserError
@@ -152,6 +153,7 @@ class Trainer:
         )
         self.state = TrainState()
         self.forward_model: torch.nn.Module = model  # what training steps call: DDP-wrapped under torchrun
+        self.channels_last = uses_channels_last(model)  # clips in the memory format of the convolutions
         if world().size > 1:
             self.forward_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                          else None)
@@ -237,11 +239,11 @@ class Trainer:
             # A batch that some rank could not read at all is skipped by every rank, before the forward
             # pass: its collectives (DDP, synchronised batch norm) need every rank.
             if all_sum([float(batch["clips"] is None)])[0] == 0:
-                clips = clips_to_device(batch["clips"], self.device)
+                clips = clips_to_device(batch["clips"], self.device, self.channels_last)
                 labels = batch["labels"].to(self.device, non_blocking=True)
                 if self.mixer is not None:  # soft targets [B, K]; accuracy counts the dominant label
                     clips, labels = self.mixer(clips, labels)
-                    clips = clips_to_device(clips, self.device)  # the memory format again
+                    clips = clips_to_device(clips, self.device, self.channels_last)  # the memory format again
                 with autocast(self.device, settings.precision):
                     logits = model(clips)
                     loss = (self.objective.loss(logits, labels) if self.objective is not None

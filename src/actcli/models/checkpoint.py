@@ -98,10 +98,13 @@ def load_file(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is empty (0 bytes): an interrupted copy or write; use another checkpoint")
     if kind == "torchscript":
         raise UserError(f"{path} is an exported TorchScript model, not a checkpoint; exported files go to "
-                        "`actcli predict` and `actcli benchmark` (--weights), checkpoints to test/export/train")
+                        "`actcli test`, `predict` and `benchmark` (--weights), checkpoints to export/train")
+    if kind == "other" and path.suffix.lower() == ".xml":
+        raise UserError(f"{path} is an exported OpenVINO IR, not a checkpoint; exported files go to "
+                        "`actcli test`, `predict` and `benchmark` (--weights), checkpoints to export/train")
     if kind == "other" and _is_onnx_export(path):
         raise UserError(f"{path} is an exported ONNX model, not a checkpoint; exported files go to "
-                        "`actcli predict` and `actcli benchmark` (--weights), checkpoints to test/export/train")
+                        "`actcli test`, `predict` and `benchmark` (--weights), checkpoints to export/train")
     if kind == "other":
         raise UserError(f"{path} is not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle); "
                         "pass a best.pt / last.pt or published weights")

@@ -79,8 +79,8 @@ class ExportedModel:
         device = torch.device(device)
         if self.format in ("onnx", "openvino"):
             if device.type != "cpu":
-                raise UserError(f"{self.format} exports run on the CPU ({self.runtime}); use --device cpu for "
-                                f"{self.path}")
+                kind = "ONNX" if self.format == "onnx" else "OpenVINO"
+                raise UserError(f"{kind} exports run on the CPU ({self.runtime}); use --device cpu for {self.path}")
         elif self._module is not None:
             with quiet_warnings():
                 self._module.to(device)

@@ -346,7 +346,8 @@ def quantize_int8(model: Any, clips: Iterable[torch.Tensor], count: int) -> Any:
     dataset = nncf.Dataset(clips, lambda clip: np.ascontiguousarray(clip.numpy(), dtype=np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return nncf.quantize(model.clone(), dataset, subset_size=count, preset=nncf.QuantizationPreset.PERFORMANCE)
+        return nncf.quantize(model.clone(), dataset, subset_size=count, preset=nncf.QuantizationPreset.PERFORMANCE,
+                             target_device=nncf.TargetDevice.CPU)
 
 
 def describe_precisions(model: Any) -> dict[str, int]:

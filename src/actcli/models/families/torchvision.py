@@ -134,8 +134,9 @@ def network(name: str, spec: ClipSpec, drop_path: float | None = None) -> nn.Mod
 
 def _s3d_pool(x: torch.Tensor) -> torch.Tensor:
     """S3D's ``AvgPool3d((2, 7, 7), stride=1)`` with the kernel clamped to the feature map, so
-    reduced clips run; at the native clip it is torchvision's pool exactly (the 1x1 classifier
-    and the mean S3D takes after it commute, so the mean of this pool is its penultimate feature)."""
+    reduced clips run; on maps of 2x7x7 or more (the clips torchvision's S3D takes) it is that pool
+    exactly, and as S3D's 1x1 classifier commutes with the mean it takes after it, the mean of this
+    pool is S3D's penultimate feature."""
     t, h, w = (int(size) for size in x.shape[-3:])  # constants when traced: exports take one clip size
     return F.avg_pool3d(x, kernel_size=(min(2, t), min(7, h), min(7, w)), stride=1)
 
