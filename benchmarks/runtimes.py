@@ -9,9 +9,11 @@ round by round:
 * openvino: :func:`actcli.engine.runtimes.prepare_runtime` with ``--runtime openvino`` (converted,
   compiled with a static batch, precision hint as above).
 
-Prints p50 ms per sample, the ratio torch / openvino (above 1: OpenVINO faster) and the conversion
-seconds as JSON.
-Usage: python benchmarks/runtimes.py [--models x3d_xs,x3d_s,r3d_tiny,r2plus1d_18] [--rounds 10]
+Prints p50 ms per sample, the ratio torch / openvino (above 1: OpenVINO faster), the conversion
+seconds and OpenVINO's largest logit difference from the eager fp32 model as JSON. A model OpenVINO
+cannot convert or run is listed with the reason (``not_supported``) instead.
+Usage: python benchmarks/runtimes.py [--models x3d_xs,x3d_s,r3d_tiny,r2plus1d_18 | all] [--clip 8x2@32]
+       [--rounds 10]
 """
 
 from __future__ import annotations
@@ -44,41 +46,53 @@ def main() -> None:
     cpu = torch.device("cpu")
     precision = inference_precision("auto", cpu)
     rows = {}
-    for name in args.models.split(","):
+    names = list(MODELS) if args.models == "all" else args.models.split(",")
+    for name in names:
         if args.clip:
             frames, rest = args.clip.split("x")
             stride, crop = rest.split("@")
             spec = ClipSpec(int(frames), int(stride), int(crop))
         else:
             spec = MODELS[name].clip
-        torch.manual_seed(0)
-        model = build_model(name, spec, 400).eval()
-        clips = torch.randn(args.batch, 3, spec.frames, spec.crop, spec.crop)
-        with tempfile.TemporaryDirectory() as tmp:
-            torch_net, _ = prepare_for_inference(model, cpu, precision)
-            started = time.perf_counter()
-            ov_net, _ = prepare_runtime(model, cpu, precision, "openvino", model_name=name, clip=spec,
-                                        cache_dir=Path(tmp))
-            converted = time.perf_counter() - started
-            cl = clips.contiguous(memory_format=torch.channels_last_3d)
-            runs = {"torch": lambda n=torch_net, x=cl: n(x), "openvino": lambda n=ov_net, x=clips: n(x)}
-            times: dict[str, list[float]] = {k: [] for k in runs}
-            with torch.inference_mode():
-                for run in runs.values():
-                    run()
-                    run()
-                for _ in range(args.rounds):
-                    for key, run in runs.items():
-                        start = time.perf_counter()
-                        run()
-                        times[key].append(time.perf_counter() - start)
-        ms = {k: 1000 * statistics.median(v) / args.batch for k, v in times.items()}
-        rows[f"{name} {spec}"] = {"p50_ms_per_sample": {k: round(v, 2) for k, v in ms.items()},
-                                  "torch_over_openvino": round(ms["torch"] / ms["openvino"], 2),
-                                  "openvino_convert_compile_s": round(converted, 1)}
+        try:
+            rows[f"{name} {spec}"] = measure(name, spec, args.batch, args.rounds, cpu, precision)
+        except Exception as exc:  # noqa: BLE001 - the reason is the result
+            rows[f"{name} {spec}"] = {"not_supported": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
         print(json.dumps({f"{name} {spec}": rows[f"{name} {spec}"]}), flush=True)
     print(json.dumps({"cpu": cpu_name(), "threads": torch.get_num_threads(), "batch": args.batch,
                       "precision": precision, "models": rows}, indent=2))
+
+
+def measure(name: str, spec: ClipSpec, batch: int, rounds: int, cpu: torch.device, precision: str) -> dict:
+    """Both runtimes on ``name`` at ``spec``; raises when OpenVINO cannot take the model."""
+    torch.manual_seed(0)
+    model = build_model(name, spec, 400).eval()
+    clips = torch.randn(batch, 3, spec.frames, spec.crop, spec.crop)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch_net, _ = prepare_for_inference(model, cpu, precision)
+        started = time.perf_counter()
+        ov_net, choice = prepare_runtime(model, cpu, precision, "openvino", model_name=name, clip=spec,
+                                         cache_dir=Path(tmp))
+        converted = time.perf_counter() - started
+        if choice.name != "openvino":
+            raise RuntimeError(choice.reason)
+        cl = clips.contiguous(memory_format=torch.channels_last_3d)
+        runs = {"torch": lambda n=torch_net, x=cl: n(x), "openvino": lambda n=ov_net, x=clips: n(x)}
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        with torch.inference_mode():
+            difference = float((ov_net(clips).float() - model(clips).float()).abs().max())
+            for run in runs.values():
+                run()
+                run()
+            for _ in range(rounds):
+                for key, run in runs.items():
+                    start = time.perf_counter()
+                    run()
+                    times[key].append(time.perf_counter() - start)
+    ms = {k: 1000 * statistics.median(v) / batch for k, v in times.items()}
+    return {"p50_ms_per_sample": {k: round(v, 2) for k, v in ms.items()},
+            "torch_over_openvino": round(ms["torch"] / ms["openvino"], 2),
+            "openvino_convert_compile_s": round(converted, 1), "max_abs_logit_difference": float(f"{difference:.2e}")}
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from actcli.report import read_report
 
 ACTCLI = Path(sys.executable).parent / "actcli"
 ARGS = ["--dataset", "synthetic", "--model", "x3d_xs", "--epochs", "3", "--frames", "4", "--stride", "2",
-        "--crop", "48", "--batch-size", "1", "--workers", "1", "--ema", "0.9", "--lr", "0.01"]
+        "--crop", "32", "--batch-size", "1", "--workers", "1", "--ema", "0.9", "--lr", "0.01"]
 
 
 def _actcli(workdir: Path, *args: str) -> None:

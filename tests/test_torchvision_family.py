@@ -247,7 +247,7 @@ def _exports_match(model: torch.nn.Module, name: str, tmp_path: Path, fmt: str) 
 
 
 # Each kind once (mc3_18 through the CLI below). All nine export to both formats, dynamo ONNX included, with
-# max logit differences under 2e-6 (docs/models_torchvision.md); the transformers' ONNX takes 30 s to minutes.
+# max logit differences under 2e-6 (docs/models.md); the transformers' ONNX takes 30 s to minutes.
 @pytest.mark.parametrize(("name", "fmt"), [("s3d", "torchscript"), ("s3d", "onnx"), ("mvit_v1_b", "torchscript"),
                                            ("swin3d_t", "torchscript")])
 def test_exports_match_pytorch(built, tmp_path, name, fmt):
