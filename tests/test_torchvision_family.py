@@ -154,6 +154,9 @@ def test_the_inference_copy_and_one_training_step(built, name):
     assert logits.shape == (2, len(CLASSES))
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
     assert not [k for k, p in model.named_parameters() if p.grad is None]
+    # a random S3D's gradients reach 1e20 on some runs (its activations grow that fast, see _calibrate):
+    # clipped per element, the step keeps the shared model finite for the export tests that follow
+    torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)
     optimizer.step()
     changed = [k for k, p in model.named_parameters() if not torch.equal(p, before[k])]
     assert "head.1.weight" in changed and any(k.startswith("backbone.") for k in changed)
