@@ -38,6 +38,7 @@ from actcli.data.sequences import (
 from actcli.data.video import ClipSpec, DecodeError
 from actcli.engine.distributed import predict_dataset
 from actcli.engine.evaluate import Predictions, classification_metrics, topk_accuracy
+from actcli.engine.recipe import fill_defaults
 from actcli.engine.sequence_objective import SequenceObjective
 from actcli.engine.train import Trainer
 from actcli.errors import UserError
@@ -80,15 +81,7 @@ def apply_recipe(settings: Settings, sources: dict[str, str] | None) -> tuple[Se
     wherever the user left the default; and what was filled in."""
     if sources is None:
         return settings, {}
-    recipe = RECIPES[settings.model.name]
-    applied = {k: v for k, v in recipe.items() if sources.get(k, "default") == "default"}
-    if not applied:
-        return settings, {}
-    tree = settings.model_dump()
-    for key, value in applied.items():
-        section, name = key.split(".")
-        tree[section][name] = value
-    return Settings.model_validate(tree), applied
+    return fill_defaults(settings, sources, RECIPES[settings.model.name])
 
 
 def architecture(settings: Settings) -> dict:

@@ -319,7 +319,14 @@ def family_recipe(settings: Settings, sources: Mapping[str, str], world_size: in
             recipe.pop(key, None)
     if entry.options.get("drop_path") is False:
         recipe.pop("model.drop_path", None)
-    applied = {key: value for key, value in recipe.items() if sources.get(key, "default") == "default"}
+    return fill_defaults(settings, sources, recipe)
+
+
+def fill_defaults(settings: Settings, sources: Mapping[str, str], values: Mapping[str, object]
+                  ) -> tuple[Settings, dict]:
+    """``settings`` with ``values`` (``"section.key"`` -> value) wherever ``sources`` says the user left the
+    default, and the values filled in."""
+    applied = {key: value for key, value in values.items() if sources.get(key, "default") == "default"}
     if not applied:
         return settings, {}
     tree = settings.model_dump()
