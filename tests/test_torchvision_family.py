@@ -29,6 +29,7 @@ from actcli.models.families import torchvision as family
 from actcli.models.freeze import apply_freeze, backbone_blocks, before_blocks
 from actcli.models.multimodal import build_any
 from actcli.models.zoo import MODELS, ActionModel, build_backbone, build_model, check_clip, get_entry
+from actcli.settings import parse_model_config
 
 CPU = torch.device("cpu")
 NAMES = [name for name, entry in MODELS.items() if entry.family == "torchvision"]
@@ -216,8 +217,23 @@ def test_clips_a_model_cannot_take_are_one_line():
     check_clip("r3d_18", ClipSpec(1, 1, 8))
     with pytest.raises(UserError, match="has no stochastic depth"):
         check_clip("r3d_18", SMALL["r3d_18"], {"drop_path": 0.1})
-    with pytest.raises(UserError, match="--model-config applies to Hugging Face"):
+    with pytest.raises(UserError, match="unknown key 'hidden_size'; Swin3D takes embed_dim"):
         check_clip("swin3d_t", SMALL["swin3d_t"], {"hidden_size": 8})
+    with pytest.raises(UserError, match="takes no architecture overrides"):
+        check_clip("r3d_18", SMALL["r3d_18"], {"embed_dim": 8})
+    with pytest.raises(UserError, match="width 40 .* not divisible by its 3 heads"):
+        check_clip("swin3d_t", SMALL["swin3d_t"], parse_model_config("embed_dim=20,num_heads=[2,3,4,8]"))
+    with pytest.raises(UserError, match="one entry per stage"):
+        check_clip("swin3d_t", SMALL["swin3d_t"], parse_model_config("depths=[2,2]"))
+
+
+def test_a_narrow_swin3d_is_built_from_model_config():
+    """``--model-config 'embed_dim=24,depths=[1,1,2,1]'``: torchvision's SwinTransformer3d with those arguments."""
+    config = parse_model_config("embed_dim=24,depths=[1,1,2,1],num_heads=[2,4,8,8],window_size=[2,4,4]")
+    model, dim = build_backbone("swin3d_t", SMALL["swin3d_t"], config)
+    assert dim == 24 * 8 and [len(stage) for stage in model.features[::2]] == [1, 1, 2, 1]
+    assert model.features[4][0].attn.num_heads == 8 and list(model.features[0][0].attn.window_size) == [2, 4, 4]
+    assert model(torch.randn(1, 3, SMALL["swin3d_t"].frames, 32, 32)).shape == (1, dim)
 
 
 def test_drop_path_sets_torchvisions_stochastic_depth(built):

@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, default=160)
     parser.add_argument("--actions", type=int, default=10)
     parser.add_argument("--backbone-epochs", type=int, default=16)
+    parser.add_argument("--backbone-frames", type=int, default=8)
+    parser.add_argument("--backbone-stride", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None, help="epochs of every sequence model (default: EPOCHS)")
     parser.add_argument("--pretrain-epochs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     run(["annotate", *dataset, "--out", str(recognition)], log, threads)
     run(["annotate", *dataset, "--task", "anticipation", "--tau-a", "1", "--tau-o", "3", "--before-start", "drop",
          "--out", str(anticipation)], log, threads)
-    run(["train", *dataset, "--annotations", str(recognition), "--model", "r3d_tiny", "--frames", "8", "--stride", "2",
+    run(["train", *dataset, "--annotations", str(recognition), "--model", "r3d_tiny", "--frames", str(opts.backbone_frames),
+         "--stride", str(opts.backbone_stride),
          "--crop", "32", "--batch-size", "16", "--epochs", str(opts.backbone_epochs), "--lr", "0.005", "--dropout",
          "0.2", "--experiment", "seq-backbone", *common], log, threads)
     run(["extract", *dataset, "--annotations", str(recognition), "--experiment", "seq-backbone", "--fps", "4",

@@ -109,26 +109,52 @@ class DataSettings(_Section):
     )
 
 
-def parse_model_config(text: str) -> dict[str, int | float | bool | str]:
-    """``"hidden_size=64,drop_path_rate=0.1,use_mean_pooling=true"`` -> typed values (int, float, bool, str)."""
-    out: dict[str, int | float | bool | str] = {}
-    for pair in (p.strip() for p in text.split(",") if p.strip()):
+ConfigValue = int | float | bool | str | list[int | float | bool | str]
+
+
+def _config_scalar(raw: str) -> int | float | bool | str:
+    """``"true"`` -> True, ``"3"`` -> 3, ``"0.1"`` -> 0.1, anything else the string."""
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _config_pairs(text: str) -> list[str]:
+    """``text`` split at the commas outside ``[...]``; ValueError on unbalanced brackets."""
+    pairs, depth, current = [], 0, []
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth < 0 or depth > 1:
+            raise ValueError(f"unbalanced or nested brackets in {text!r}")
+        if char == "," and depth == 0:
+            pairs.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if depth:
+        raise ValueError(f"unbalanced brackets in {text!r}")
+    pairs.append("".join(current))
+    return [p.strip() for p in pairs if p.strip()]
+
+
+def parse_model_config(text: str) -> dict[str, ConfigValue]:
+    """``"hidden_size=64,drop_path_rate=0.1,use_mean_pooling=true,depths=[2,2,6,2]"`` -> typed values
+    (int, float, bool, str, or a list of them in brackets)."""
+    out: dict[str, ConfigValue] = {}
+    for pair in _config_pairs(text):
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip().isidentifier():
             raise ValueError(f"expected KEY=VALUE pairs separated by commas, got {pair!r}")
         raw = raw.strip()
-        value: int | float | bool | str
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
+        if raw.startswith("[") and raw.endswith("]"):
+            out[key.strip()] = [_config_scalar(item.strip()) for item in raw[1:-1].split(",") if item.strip()]
         else:
-            try:
-                value = int(raw)
-            except ValueError:
-                try:
-                    value = float(raw)
-                except ValueError:
-                    value = raw
-        out[key.strip()] = value
+            out[key.strip()] = _config_scalar(raw)
     return out
 
 

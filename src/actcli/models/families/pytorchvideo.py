@@ -113,7 +113,8 @@ STOCHASTIC_DEPTH = {"mvit_base_16x4": hub.mvit_base_16x4}
 def check_clip(entry: ModelEntry, spec: ClipSpec, config: dict[str, Any]) -> None:
     others = {k: v for k, v in config.items() if k != "drop_path"}
     if others:
-        raise UserError(f"--model-config applies to Hugging Face models; {entry.name} ({entry.family}) takes none")
+        raise UserError(f"--model-config: {entry.name} ({entry.family}) takes no architecture overrides (Hugging Face "
+                        "models and Swin3D do)")
     if config.get("drop_path") and entry.name not in STOCHASTIC_DEPTH:
         raise UserError(f"--drop-path: {entry.name} has no stochastic depth (of the pytorchvideo models only "
                         f"{', '.join(STOCHASTIC_DEPTH)} has); drop the option")

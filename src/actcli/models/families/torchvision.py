@@ -65,6 +65,10 @@ CLASSIFIER = {"resnet": "fc.", "s3d": "classifier.", "mvit": "head.", "swin": "h
 PRIVATE_BUILDER = {"mvit": (tv_mvit, "_mvit"), "swin": (tv_swin, "_swin_transformer3d")}
 """The function each transformer's public builder hands its architecture to (module, name); these two
 kinds have stochastic depth."""
+SWIN_CONFIG = {"embed_dim": int, "depths": list, "num_heads": list, "window_size": list, "patch_size": list,
+               "mlp_ratio": float}
+"""``--model-config`` keys of Swin3D: arguments of torchvision's ``SwinTransformer3d`` (a narrower or
+shallower Swin3D, e.g. ``embed_dim=48,depths=[2,2,2,2]``)."""
 
 
 def kinetics_weights(name: str) -> Any:
@@ -118,13 +122,14 @@ def _rebuilt(builder: Callable[..., nn.Module], kind: str, overrides: dict[str, 
     return original(**{**captured, **overrides})
 
 
-def network(name: str, spec: ClipSpec, drop_path: float | None = None) -> nn.Module:
+def network(name: str, spec: ClipSpec, drop_path: float | None = None,
+            architecture: dict[str, Any] | None = None) -> nn.Module:
     """torchvision's network ``name`` as its builder makes it (random init, Kinetics-400 classifier), for
     clips of ``spec`` (only MViT depends on the clip); ``drop_path``: the stochastic depth of the deepest
     block (``stochastic_depth_prob``, rising linearly from 0 at the first; None: torchvision's default,
-    MViT 0.2, Swin3D 0.1)."""
+    MViT 0.2, Swin3D 0.1); ``architecture``: Swin3D's :data:`SWIN_CONFIG` overrides."""
     builder, kind = getattr(tv, name), KIND[name]
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = dict(architecture or {})
     if kind == "mvit":
         overrides.update(spatial_size=(spec.crop, spec.crop), temporal_size=spec.frames)
     if drop_path is not None and kind in PRIVATE_BUILDER:
@@ -220,9 +225,45 @@ def strip(net: nn.Module) -> tuple[nn.Module, int]:
 # ---------------------------------------------------------------------------- clips
 
 
+def architecture(entry: ModelEntry, config: dict[str, Any]) -> dict[str, Any]:
+    """The architecture overrides in ``config`` (``--model-config``; Swin3D only, :data:`SWIN_CONFIG`),
+    checked: a :class:`UserError` naming the keys the model takes."""
+    given = {key: value for key, value in config.items() if key != DROP_PATH}
+    if not given:
+        return {}
+    if KIND[entry.name] != "swin":
+        raise UserError(f"--model-config: {entry.name} ({entry.family}) takes no architecture overrides (of the "
+                        "torchvision models only Swin3D does; Hugging Face models take their configuration's fields)")
+    unknown = sorted(set(given) - set(SWIN_CONFIG))
+    if unknown:
+        raise UserError(f"--model-config for {entry.name}: unknown key {unknown[0]!r}; Swin3D takes "
+                        f"{', '.join(SWIN_CONFIG)}")
+    for key, kind in SWIN_CONFIG.items():
+        value = given.get(key)
+        if value is None:
+            continue
+        if kind is list and not (isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value)):
+            raise UserError(f"--model-config for {entry.name}: {key} is a list of positive integers, e.g. "
+                            f"{key}=[2,2,2,2], not {value!r}")
+        if kind is not list and (isinstance(value, (bool, list, str)) or value <= 0):
+            raise UserError(f"--model-config for {entry.name}: {key} is a positive number, not {value!r}")
+    defaults = {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24]}
+    dim, depths, heads = (given.get(k, v) for k, v in defaults.items())
+    if len(depths) != len(heads):
+        raise UserError(f"--model-config for {entry.name}: depths {depths} and num_heads {heads} need one entry per "
+                        "stage each")
+    for stage, count in enumerate(heads):
+        if (int(dim) * 2**stage) % count:
+            raise UserError(f"--model-config for {entry.name}: stage {stage} has width {int(dim) * 2**stage} "
+                            f"(embed_dim x 2^stage), not divisible by its {count} heads")
+    for key in ("window_size", "patch_size"):
+        if key in given and len(given[key]) != 3:
+            raise UserError(f"--model-config for {entry.name}: {key} is [time,height,width], not {given[key]}")
+    return {**given, **({"mlp_ratio": float(given["mlp_ratio"])} if "mlp_ratio" in given else {})}
+
+
 def check_clip(entry: ModelEntry, spec: ClipSpec, config: dict[str, Any]) -> None:
-    if any(key != DROP_PATH for key in config):
-        raise UserError(f"--model-config applies to Hugging Face models; {entry.name} ({entry.family}) takes none")
+    architecture(entry, config)
     kind = KIND[entry.name]
     if config.get(DROP_PATH) and kind not in PRIVATE_BUILDER:
         raise UserError(f"--drop-path: {entry.name} has no stochastic depth (of the torchvision models only MViT and "
@@ -246,7 +287,7 @@ def check_clip(entry: ModelEntry, spec: ClipSpec, config: dict[str, Any]) -> Non
 def backbone(entry: ModelEntry, spec: ClipSpec, config: dict[str, Any]) -> tuple[nn.Module, int]:
     """The network without its classifier; ``config["drop_path"]`` (MViT, Swin3D) sets its stochastic depth."""
     check_clip(entry, spec, config)
-    return strip(network(entry.name, spec, config.get(DROP_PATH)))
+    return strip(network(entry.name, spec, config.get(DROP_PATH), architecture(entry, config)))
 
 
 # ---------------------------------------------------------------------------- weights
