@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     run(["annotate", *dataset, "--out", str(recognition)], log, threads)
     run(["annotate", *dataset, "--task", "anticipation", "--tau-a", "1", "--tau-o", "3", "--before-start", "drop",
          "--out", str(anticipation)], log, threads)
-    run(["train", *dataset, "--annotations", str(recognition), "--model", "r3d_tiny", "--frames", str(opts.backbone_frames),
-         "--stride", str(opts.backbone_stride),
+    run(["train", *dataset, "--annotations", str(recognition), "--model", "r3d_tiny", "--frames",
+         str(opts.backbone_frames), "--stride", str(opts.backbone_stride),
          "--crop", "32", "--batch-size", "16", "--epochs", str(opts.backbone_epochs), "--lr", "0.005", "--dropout",
          "0.2", "--experiment", "seq-backbone", *common], log, threads)
     run(["extract", *dataset, "--annotations", str(recognition), "--experiment", "seq-backbone", "--fps", "4",

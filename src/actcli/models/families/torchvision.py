@@ -242,7 +242,8 @@ def architecture(entry: ModelEntry, config: dict[str, Any]) -> dict[str, Any]:
         value = given.get(key)
         if value is None:
             continue
-        if kind is list and not (isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value)):
+        positive_ints = isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value)
+        if kind is list and not positive_ints:
             raise UserError(f"--model-config for {entry.name}: {key} is a list of positive integers, e.g. "
                             f"{key}=[2,2,2,2], not {value!r}")
         if kind is not list and (isinstance(value, (bool, list, str)) or value <= 0):
