@@ -2,11 +2,11 @@
 
 Steps (each an ``actcli`` command, run in this process and timed):
 
-1. ``download synthetic-sequences``: videos of actions that follow the grammar of ``grammar.json``;
+1. ``download synthetic-sequences``: 160 videos of 30 actions each that follow the grammar of ``grammar.json``;
 2. ``annotate`` for recognition (every segment) and for anticipation (``tau_a`` 1 s, ``tau_o`` 3 s,
    windows before the video dropped and counted): the same group split, so the backbone never
    trains on a test video;
-3. ``train`` the ``r3d_tiny`` backbone on the recognition segments (16 epochs), then ``extract`` its pooled
+3. ``train`` the ``r3d_tiny`` backbone on the recognition segments (5 epochs), then ``extract`` its pooled
    128-d features at 4 rows/s (RULSTM's 0.25 s step) into an LMDB in RULSTM's layout;
 4. ``train`` and ``test`` (``--tau-a 2,1.5,1,0.5``) ``rulstm``, ``avt`` and ``attentive_probe`` on
    the anticipation windows;
@@ -14,8 +14,8 @@ Steps (each an ``actcli`` command, run in this process and timed):
    beside the ``r3d_tiny`` clip model's ``test --observe`` curve;
 6. the table: each model's top-1/top-5 at ``tau_a`` = 1 s against the two baselines and the grammar's
    best possible top-1, written to ``outputs/demo-anticipation.json`` and ``.md``. The demo fails (exit
-   1) when a model is not 20 points above both baselines; one more than 10 points below the best is
-   printed as a note (the goal; not met yet, docs/anticipation.md).
+   1) when a model is not 20 points above both baselines or more than 10 points below the best possible
+   top-1 (``--no-check``: report only).
 
 ``python -m actcli.demo_anticipation --help`` lists the sizes (the tests run it tiny).
 """
@@ -40,11 +40,11 @@ SEQUENCE_FLAGS = {
                "--dropout", "0.2"],
     "avt": ["--model-config", "hidden=128,layers=2,heads=4", "--optimizer", "adamw", "--lr", "0.002", "--dropout",
             "0.3", "--warmup", "0.1", "--weight-decay", "0.01"],
-    "attentive_probe": ["--model-config", "layers=1,heads=4", "--lr", "0.002", "--dropout", "0.3",
-                        "--weight-decay", "0.01"],
+    "attentive_probe": ["--model-config", "layers=1,heads=8", "--lr", "0.002", "--dropout", "0.5",
+                        "--weight-decay", "0.05"],
     "early_lstm": ["--model-config", "hidden=128", "--lr", "0.02", "--dropout", "0.5"],
 }
-EPOCHS = {"rulstm": 15, "avt": 20, "attentive_probe": 30, "early_lstm": 30}
+EPOCHS = {"rulstm": 8, "avt": 10, "attentive_probe": 30, "early_lstm": 20}
 """Epochs per model (``--epochs`` sets them all): where validation accuracy stopped rising in the measured runs."""
 
 
@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/synthetic-sequences"))
     parser.add_argument("--outputs", type=Path, default=Path("outputs"))
     parser.add_argument("--videos", type=int, default=160)
-    parser.add_argument("--actions", type=int, default=10)
-    parser.add_argument("--backbone-epochs", type=int, default=16)
+    parser.add_argument("--actions", type=int, default=30)
+    parser.add_argument("--backbone-epochs", type=int, default=5)
     parser.add_argument("--backbone-frames", type=int, default=8)
     parser.add_argument("--backbone-stride", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None, help="epochs of every sequence model (default: EPOCHS)")
-    parser.add_argument("--pretrain-epochs", type=int, default=5)
+    parser.add_argument("--pretrain-epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                         help="exit 1 when a model misses the margins")
@@ -121,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarise(outputs: Path, log: list[dict], total: float, check: bool) -> int:
-    """Print and write the demo table; 1 when a model is not 20 points above both baselines (with ``check``).
-    A model more than 10 points below the best possible top-1 is printed and recorded (``short_of_best``)
-    without failing: the measured models stop 12-15 points short of it (docs/anticipation.md)."""
+    """Print and write the demo table; 1 (with ``check``) when a model is not 20 points above both baselines
+    (``failures``) or more than 10 points below the best possible top-1 (``short_of_best``)."""
     rows, failures, short = [], [], []
     best = None
     for model in MODELS:
@@ -172,10 +171,10 @@ def summarise(outputs: Path, log: list[dict], total: float, check: bool) -> int:
                                                     "failures": failures, "short_of_best": short})
     write_text(outputs / "demo-anticipation.md", table + "\n")
     for line in short:
-        print(f"note: {line} (the goal is within {NEAR_BEST:.2f})", file=sys.stderr)
+        print(f"error: {line} (the goal is within {NEAR_BEST:.2f})", file=sys.stderr)
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
-    return 1 if failures and check else 0
+    return 1 if (failures or short) and check else 0
 
 
 if __name__ == "__main__":
