@@ -24,7 +24,8 @@ ARGS = ["--dataset", "synthetic", "--model", "x3d_xs", "--epochs", "3", "--frame
 
 def _actcli(workdir: Path, *args: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACTCLI_")}
-    subprocess.run([str(ACTCLI), *args], cwd=workdir, env=env, check=True, capture_output=True)
+    done = subprocess.run([str(ACTCLI), *args], cwd=workdir, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"actcli {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}"
 
 
 def _last(workdir: Path, experiment: str) -> Path | None:

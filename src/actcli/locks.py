@@ -6,6 +6,11 @@ The kernel releases the lock when the owner exits, however it exits (``kill -9``
 lock left by a dead process is never in the way: the file's old content is only a record. Where
 the file system cannot lock (some network mounts), the recorded owner is checked instead: a pid
 alive on this host holds it, any other record is stale and taken over.
+
+A killed owner's forked children (data loader workers) share its open lock file, so the lock outlives
+it until they notice and exit (PyTorch's workers check on their parent every 5 s): while the recorded
+owner on this host is dead, :meth:`FolderLock.acquire` waits up to :data:`ORPHAN_WAIT` seconds for
+them instead of refusing at once.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from types import TracebackType
 from actcli.errors import UserError
 
 LOCK_NAME = ".actcli.lock"
+ORPHAN_WAIT = 20.0
+"""Seconds to wait for a lock whose recorded owner is dead (held by its exiting children)."""
 
 
 def _alive(pid: int) -> bool:
@@ -62,15 +69,23 @@ class FolderLock:
                          f"{owner.get('host', '?')} since {since} ({owner.get('command', 'another actcli command')}); "
                          "wait for it to finish or stop it, then try again")
 
+    def _owner_dead(self) -> bool:
+        """Whether the recorded owner is a process of this host that no longer runs."""
+        owner = self.owner()
+        return owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int) \
+            and not _alive(owner["pid"])
+
     def acquire(self) -> FolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        deadline = time.monotonic() + self.wait
+        deadline, orphaned = time.monotonic() + self.wait, False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if time.monotonic() >= deadline and self._owner_dead() and not orphaned:
+                    orphaned, deadline = True, time.monotonic() + ORPHAN_WAIT
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise self._refuse() from None
